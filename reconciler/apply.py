@@ -1,0 +1,222 @@
+"""Changes -> backend calls: ordering, bounded concurrency, partial failure.
+
+Creates and updates run first, removals after them (a barrier between the two phases);
+inside a phase a change starts as soon as the changes it depends on have succeeded, up to
+``parallelism`` at a time. When one fails, independent changes still proceed, everything
+that depends on it (transitively) is skipped, and the result says what was applied, what
+failed and what was skipped. Nothing here is backend-specific: re-running a plan after any
+failure converges because the next plan starts from what is live.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler import kinds
+from reconciler.backends.base import Backend, BackendError
+from reconciler.plan import Change, Plan
+
+Status = Literal["applied", "failed", "skipped"]
+Progress = Callable[[int, int, int], None]  # done, total, failed
+
+
+@dataclass(slots=True)
+class Outcome:
+    index: int
+    change: Change
+    status: Status
+    message: str = ""
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == "applied" for o in self.outcomes)
+
+    def summary_line(self) -> str:
+        return (
+            f"Apply: {self.count('applied')} applied, {self.count('failed')} failed, "
+            f"{self.count('skipped')} skipped."
+        )
+
+
+class _RefResolver:
+    """Turns ``{"$ref": {"kind", "code"}}`` placeholders into ids created during this run
+    (or, for a saved plan applied later, ids looked up live)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.ids: dict[tuple[str, str], str] = {}
+        self.lock = threading.Lock()
+
+    def remember(self, kind: str, code: str, entity: Mapping[str, Any]) -> None:
+        if "id" in entity:
+            with self.lock:
+                self.ids[(kind, code)] = str(entity["id"])
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            ref = value.get("$ref")
+            if isinstance(ref, dict) and set(value) == {"$ref"}:
+                return self._lookup(str(ref["kind"]), str(ref["code"]))
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _lookup(self, kind: str, code: str) -> str:
+        with self.lock:
+            known = self.ids.get((kind, code))
+        if known is not None:
+            return known
+        found = self.backend.find_by_code(kinds.get(kind), code)
+        if found is None:
+            raise BackendError(f"{kind} {code} does not exist, so nothing can refer to it")
+        self.remember(kind, code, found)
+        return str(found["id"])
+
+
+def _execute(backend: Backend, change: Change, refs: _RefResolver) -> None:
+    kind = kinds.get(change.kind)
+    body = refs.resolve(change.body)
+    if change.action == "create":
+        created = backend.create(kind, body)
+        refs.remember(change.kind, change.key, created)
+    elif change.action == "delete":
+        if change.id is None:
+            raise BackendError(f"{change.kind} {change.key} has no id to delete")
+        backend.delete(kind, change.id)
+    elif kind.singleton:
+        backend.put_singleton(kind, body)
+    else:
+        if change.id is None:
+            raise BackendError(f"{change.kind} {change.key} has no id to update")
+        backend.update(kind, change.id, body)
+
+
+def apply_changes(
+    changes: list[Change],
+    backend: Backend,
+    *,
+    parallelism: int = 1,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Run ``changes`` (in plan order, ``depends_on`` pointing at earlier indexes)."""
+    refs = _RefResolver(backend)
+    status: dict[int, Status] = {}
+    messages: dict[int, str] = {}
+    total = len(changes)
+    dependents: dict[int, list[int]] = {}
+    for i, change in enumerate(changes):
+        for d in change.depends_on:
+            dependents.setdefault(d, []).append(i)
+    workers = max(1, parallelism)
+
+    def report() -> None:
+        if progress is not None:
+            progress(len(status), total, sum(1 for s in status.values() if s == "failed"))
+
+    def skip_dependents(root: int) -> None:
+        stack = [root]
+        while stack:
+            for j in dependents.get(stack.pop(), []):
+                if j not in status:
+                    cause = changes[root]
+                    status[j] = "skipped"
+                    messages[j] = (
+                        f"skipped: it depends on {cause.action} {cause.kind} {cause.key}, which did not succeed"
+                    )
+                    stack.append(j)
+        report()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
+        for removal_phase in (False, True):
+            phase = [i for i, c in enumerate(changes) if c.is_removal == removal_phase and i not in status]
+            in_phase = set(phase)
+            waiting = {i: sum(1 for d in changes[i].depends_on if status.get(d) != "applied") for i in phase}
+            ready = deque(i for i in phase if waiting[i] == 0)
+            running: dict[Future[None], int] = {}
+            while ready or running:
+                while ready and len(running) < workers:
+                    i = ready.popleft()
+                    if i not in status:
+                        running[pool.submit(_execute, backend, changes[i], refs)] = i
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = running.pop(future)
+                    exc = future.exception()
+                    if exc is None:
+                        status[i] = "applied"
+                        for j in dependents.get(i, []):
+                            if j in in_phase:
+                                waiting[j] -= 1
+                                if waiting[j] == 0:
+                                    ready.append(j)
+                        report()
+                    else:
+                        status[i] = "failed"
+                        messages[i] = _describe(exc)
+                        skip_dependents(i)
+            for i in phase:
+                if i not in status:  # waits on a change outside this phase that never ran
+                    status[i] = "skipped"
+                    messages[i] = "skipped: a change it depends on was not applied"
+    return ApplyResult([Outcome(i, c, status.get(i, "skipped"), messages.get(i, "")) for i, c in enumerate(changes)])
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BackendError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def apply_plan(plan: Plan, backend: Backend, *, parallelism: int = 1, progress: Progress | None = None) -> ApplyResult:
+    return apply_changes(plan.changes, backend, parallelism=parallelism, progress=progress)
+
+
+# -- saved plans -------------------------------------------------------------------------------
+
+
+def moved_objects(changes: list[Change], backend: Backend) -> list[str]:
+    """Every touched object whose live state is no longer what the saved plan recorded:
+    a create whose code now exists, or an object whose version moved or which vanished."""
+    wanted: dict[str, Collection[str] | None] = {}
+    for change in changes:
+        kind = kinds.get(change.kind)
+        if kind.singleton:
+            wanted[kind.name] = None
+        else:
+            codes = wanted.setdefault(kind.name, set())
+            assert isinstance(codes, set)
+            codes.add(change.key)
+    live = backend.fetch_live(wanted)
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind_name, entities in live.items():
+        kind = kinds.get(kind_name)
+        for entity in entities:
+            by_key[(kind_name, kind.key_of(entity) if kind.keyed else kind.name)] = entity
+    problems: list[str] = []
+    for change in changes:
+        entity = by_key.get((change.kind, change.key))
+        label = f"{change.kind} {change.key}"
+        if change.action == "create":
+            if entity is not None:
+                problems.append(f"{label} now exists (version {entity.get('version')}); the plan expected it absent")
+        elif entity is None:
+            problems.append(f"{label} no longer exists; the plan expected version {change.version}")
+        elif entity.get("version") != change.version:
+            problems.append(f"{label} is at version {entity.get('version')}; the plan recorded version {change.version}")
+    return problems

@@ -1,0 +1,307 @@
+"""Command line: parse, call, render, exit code. No business logic lives here.
+
+Output discipline (DESIGN §4): the plan or report goes to stdout and nothing else does;
+progress, warnings and diagnostics go to stderr. Exit codes: 0 ok / nothing to do,
+1 error, 2 changes pending or drift found.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from reconciler.diagnostics import Diagnostic, ReconcilerError, sort_key
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> tuple[int, int]:
+    """Errors first, then warnings, each ``FILE:LINE:COL: severity: message`` on stderr."""
+    errors = warnings = 0
+    for d in sorted(diagnostics, key=sort_key):
+        click.echo(d.format(), err=True)
+        if d.is_error:
+            errors += 1
+        else:
+            warnings += 1
+    return errors, warnings
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reconciler")
+def cli() -> None:
+    """Configuration as code for an m3ter organization."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
+@click.option("--backend", envvar="RECONCILER_BACKEND", default=None,
+              help="Also resolve references against this organization: local[:PATH] or m3ter[:BASE_URL].")
+def validate(paths: tuple[str, ...], backend: str | None) -> None:
+    """Check manifests offline: every problem at once, FILE:LINE:COL: message."""
+    from reconciler.services import validate_paths
+
+    result = validate_paths(list(paths), backend_spec=backend)
+    errors, warnings = _print_diagnostics(result.diagnostics)
+    objects = sum(1 for _ in result.manifests) if result.manifests else 0
+    files = len(result.manifests.files) if result.manifests else 0
+    if errors:
+        click.echo(
+            f"Invalid: {_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {_plural(files, 'file')}.",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)
+    click.echo(
+        f"Valid: {_plural(objects, 'object')} in {_plural(files, 'file')}, {_plural(warnings, 'warning')}.",
+        err=True,
+    )
+
+
+_backend_option = click.option(
+    "--backend", envvar="RECONCILER_BACKEND", default=None, show_envvar=True,
+    help="local[:PATH] (default local:.reconciler/local.sqlite) or m3ter[:BASE_URL].",
+)
+_verbose_option = click.option("-v", "--verbose", is_flag=True, help="Trace API requests on stderr (secrets redacted).")
+
+
+def _redact_default() -> bool:
+    """PII redaction is on by default in CI (the ``CI`` variable is set there)."""
+    return bool(os.environ.get("CI"))
+
+
+_redact_option = click.option(
+    "--redact-pii/--no-redact-pii", default=None,
+    help="Mask account name, e-mail and address in the output (default: on when CI is set).",
+)
+
+
+def _colour() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _render(doc: dict[str, Any], fmt: str, *, title: str = "reconciler plan") -> str:
+    from reconciler import render
+
+    if fmt == "json":
+        return render.render_json(doc)
+    if fmt == "markdown":
+        return render.render_markdown(doc, title=title)
+    return render.render_text(doc, colour=_colour())
+
+
+def _fail_on_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    errors, warnings = _print_diagnostics(diagnostics)
+    if errors:
+        click.echo(f"Invalid: {_plural(errors, 'error')}, {_plural(warnings, 'warning')}; nothing was changed.",
+                   err=True)
+        sys.exit(EXIT_ERROR)
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent in logs."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, failed: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        click.echo(f"\r{self.label} {done}/{total}" + (f" ({failed} failed)" if failed else ""), err=True, nl=False)
+        if done >= total:
+            click.echo("", err=True)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@_backend_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True),
+              help="Save the plan (unredacted, with live versions) for apply --plan.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing to do, 2 when changes are pending.")
+@click.option("--force", is_flag=True, help="Accept removals above settings.safety.maxRemovePercent.")
+@_redact_option
+@_verbose_option
+def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | None, detailed_exitcode: bool,
+         force: bool, redact_pii: bool | None, verbose: bool) -> None:
+    """Show what apply would change in the organization."""
+    from reconciler import services
+    from reconciler.render import plan_document
+
+    redact = _redact_default() if redact_pii is None else redact_pii
+    outcome = _load_plan(paths, backend, verbose=verbose)
+    assert outcome.plan is not None
+    result = outcome.plan
+    click.echo(_render(plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings), fmt),
+               nl=False)
+    if out_file:
+        services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
+        click.echo(f"Saved plan to {out_file}; apply it with: reconciler apply --plan {out_file}", err=True)
+    if result.refusals and not force:
+        for refusal in result.refusals:
+            click.echo(f"error: {refusal}", err=True)
+        sys.exit(EXIT_ERROR)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(EXIT_CHANGES)
+
+
+def _load_plan(paths: Sequence[str], backend_spec: str | None, *, verbose: bool = False,
+               rate_limit: float = 50.0, parallelism: int = 8) -> Any:
+    from reconciler import services
+
+    backend = services.open_configured_backend(backend_spec, rate_limit=rate_limit, parallelism=parallelism,
+                                               verbose=verbose)
+    with backend:
+        outcome = services.make_plan(list(paths), backend)
+    if not outcome.ok:
+        _fail_on_diagnostics(outcome.diagnostics)
+    _print_diagnostics([d for d in outcome.diagnostics if not d.is_error])
+    return outcome
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False),
+              help="Apply a saved plan exactly, or nothing if anything it touches moved.")
+@_backend_option
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
+@click.option("--allow-delete", is_flag=True, help="Permit deleting accounts.")
+@click.option("--force", is_flag=True, help="Accept removals above settings.safety.maxRemovePercent.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Independent changes applied at once.")
+@click.option("--rate-limit", type=click.FloatRange(min=0.1), default=50.0, show_default=True,
+              help="Requests per second to the m3ter API.")
+@_redact_option
+@_verbose_option
+def apply(paths: tuple[str, ...], plan_file: str | None, backend: str | None, auto_approve: bool, allow_delete: bool,
+          force: bool, parallelism: int, rate_limit: float, redact_pii: bool | None, verbose: bool) -> None:
+    """Make the organization match the manifests (or a saved plan)."""
+    from reconciler import services
+    from reconciler.render import plan_document
+
+    if bool(paths) == bool(plan_file):
+        raise click.UsageError("give manifest PATHs or --plan FILE (one of the two)")
+    if not auto_approve and not sys.stdin.isatty():
+        raise click.UsageError("not running on a terminal: pass --auto-approve to apply without confirmation")
+    redact = _redact_default() if redact_pii is None else redact_pii
+    handle = services.open_configured_backend(backend, rate_limit=rate_limit, parallelism=parallelism,
+                                              verbose=verbose)
+    with handle:
+        if plan_file:
+            result = services.load_saved_plan(plan_file)
+            services.check_saved_plan(result, handle)
+            warnings: list[str] = []
+        else:
+            outcome = services.make_plan(list(paths), handle)
+            if not outcome.ok:
+                _fail_on_diagnostics(outcome.diagnostics)
+            _print_diagnostics([d for d in outcome.diagnostics if not d.is_error])
+            assert outcome.plan is not None
+            result, warnings = outcome.plan, outcome.load_warnings
+        click.echo(_render(plan_document(result, redact_pii=redact, extra_warnings=warnings), "text"), nl=False)
+        if not result.has_changes:
+            click.echo("Nothing to do.", err=True)
+            return
+        services.check_apply_allowed(result, force=force, allow_delete=allow_delete)
+        if not auto_approve and not click.confirm("Apply these changes?", default=False, err=True):
+            click.echo("Nothing was changed.", err=True)
+            sys.exit(EXIT_ERROR)
+        applied = services.run_apply(result, handle, parallelism=parallelism, progress=_Progress("Applying"))
+    for o in applied.outcomes:
+        if o.status != "applied":
+            click.echo(f"{o.status}: {o.change.action} {o.change.kind} {o.change.key}: {o.message}", err=True)
+    click.echo(applied.summary_line(), err=True)
+    if not applied.ok:
+        click.echo("Some changes did not apply; fix the cause and run apply again: it converges.", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@_backend_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@_redact_option
+@_verbose_option
+def drift(paths: tuple[str, ...], backend: str | None, fmt: str, redact_pii: bool | None, verbose: bool) -> None:
+    """Report hand changes: exit 0 in sync, 2 drift found, 1 error."""
+    from reconciler import render
+    from reconciler.drift import drift_document
+    from reconciler.render.drift import render_drift_markdown, render_drift_text
+
+    redact = _redact_default() if redact_pii is None else redact_pii
+    outcome = _load_plan(paths, backend, verbose=verbose)
+    doc = drift_document(outcome.plan, redact_pii=redact)
+    if fmt == "json":
+        click.echo(render.render_json(doc), nl=False)
+    elif fmt == "markdown":
+        click.echo(render_drift_markdown(doc), nl=False)
+    else:
+        click.echo(render_drift_text(doc, colour=_colour()), nl=False)
+    if not doc["inSync"]:
+        sys.exit(EXIT_CHANGES)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--db", "db_path", default=".reconciler/emulator.sqlite", show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0)
+@click.option("--rate-limit", type=click.FloatRange(min=0), default=0.0, help="Per-organization requests/second (0: off).")
+@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of API requests failed on purpose.")
+@click.option("--token-ttl", type=click.IntRange(min=1), default=18000, show_default=True)
+@click.option("--org-id", "org_ids", multiple=True, help="Organization served (repeatable; default M3TER_ORG_ID).")
+@click.option("--api-key", default=None, help="Accepted client id (default M3TER_API_KEY).")
+@click.option("--api-secret", default=None, help="Accepted client secret (default M3TER_API_SECRET).")
+@click.option("--seed", type=int, default=None, help="Seed for injected failures (repeatable runs).")
+def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: float, fail_rate: float,
+             token_ttl: int, org_ids: tuple[str, ...], api_key: str | None, api_secret: str | None,
+             seed: int | None) -> None:
+    """Serve a local stand-in for the m3ter Config API subset (needs the 'emulator' extra)."""
+    try:
+        from reconciler.emulator.server import EmulatorConfig, serve
+    except ImportError as exc:  # starlette/uvicorn are an optional extra
+        raise ReconcilerError(
+            f"the emulator needs its extra: pip install 'reconciler[emulator]' ({exc.name} is missing)"
+        ) from None
+    config = EmulatorConfig.from_options(
+        host=host, port=port, db_path=db_path, latency_ms=latency_ms, rate_limit=rate_limit,
+        fail_rate=fail_rate, token_ttl=token_ttl, org_ids=list(org_ids), api_key=api_key,
+        api_secret=api_secret, seed=seed,
+    )
+    serve(config)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: any ReconcilerError becomes a one-line message and exit 1, never a traceback."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_ERROR if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_ERROR)
+    except ReconcilerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

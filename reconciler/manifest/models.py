@@ -1,0 +1,340 @@
+"""pydantic models of what a manifest may say, with the m3ter API's own limits.
+
+The models validate; they do not transform. The planner works on the mapping exactly as
+written (absent field = unmanaged, explicit ``null`` = must be empty), so every field is
+optional-with-sentinel at the model level and "required" is checked only where the API
+requires a value on create. Limits come from ``shared/m3ter-api/openapi-subset.json``.
+
+Patterns in the OpenAPI document are Java regular expressions; they are translated here
+(``\\p{L}`` via the ``regex`` package, ``\\p{Cntrl}`` and Java's ``\\s`` spelled out) and the
+JSON Schema carries a portable approximation for editors.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import zoneinfo
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+import regex
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+# --- Java patterns, translated -------------------------------------------------------------
+
+# AbstractPickListRequest.code: ^[\p{L}_$][\p{L}_$0-9]*$
+PICKLIST_CODE = regex.compile(r"^[\p{L}_$][\p{L}_$0-9]*$")
+PICKLIST_CODE_JSON = r"^[A-Za-z\u00C0-\uFFFF_$][A-Za-z\u00C0-\uFFFF_$0-9]*$"
+
+# AccountRequest.code: one visible character, or visible characters at both ends with
+# visible characters or plain spaces between. Java's \p{Cntrl} is [\x00-\x1F\x7F] and its \s
+# (without UNICODE_CHARACTER_CLASS) is [ \t\n\x0B\f\r].
+_VISIBLE = r"[^\x00-\x1f\x7f \t\n\x0b\f\r]"
+ACCOUNT_CODE = regex.compile(rf"^{_VISIBLE}(?:(?:{_VISIBLE}| )*{_VISIBLE})?$")
+ACCOUNT_CODE_JSON = r"^[^\u0000-\u001f\u007f \t\n\u000b\f\r](?:[^\u0000-\u001f\u007f\t\n\u000b\f\r]*[^\u0000-\u001f\u007f \t\n\u000b\f\r])?$"
+
+SCHEDULED_BILL_INTERVALS = (0, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 24)
+CUSTOM_FIELD_ENTITY_TYPES = (
+    "organization",
+    "account",
+    "accountPlan",
+    "meter",
+    "product",
+    "plan",
+    "planTemplate",
+    "aggregation",
+    "compoundAggregation",
+    "contract",
+)
+ORG_LEVEL_CUSTOM_FIELD_LIMIT = 10  # the Console's documented limit (seed); the API allows 25
+
+
+def _picklist_code(value: str) -> str:
+    if not PICKLIST_CODE.match(value):
+        raise ValueError(
+            "must start with a letter, '_' or '$' and hold only letters, digits, '_' and '$'"
+        )
+    return value
+
+
+def _account_code(value: str) -> str:
+    if not ACCOUNT_CODE.match(value):
+        raise ValueError(
+            "must not start or end with whitespace nor contain control characters, tabs or newlines"
+        )
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _is_timezone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _timezone(value: str) -> str:
+    if not _is_timezone(value):
+        raise ValueError("is not an IANA timezone name such as 'Europe/London' or 'UTC'")
+    return value
+
+
+def _iso_date(value: str) -> str:
+    try:
+        _dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO date such as 2024-01-31") from None
+    if len(value) != 10:
+        raise ValueError("must be an ISO date such as 2024-01-31")
+    return value
+
+
+@lru_cache(maxsize=65536)
+def _email_ok(value: str) -> str | None:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None
+
+
+def _email(value: str) -> str:
+    problem = _email_ok(value)
+    if problem:
+        raise ValueError(f"is not a valid e-mail address ({problem})")
+    return value  # kept as written: normalising would show up as a diff
+
+
+def _scheduled_interval(value: float) -> float:
+    if value not in SCHEDULED_BILL_INTERVALS:
+        allowed = ", ".join(str(v) for v in SCHEDULED_BILL_INTERVALS)
+        raise ValueError(f"must be one of {allowed} (hours; 0 disables)")
+    return value
+
+
+PicklistCode = Annotated[
+    StrictStr,
+    Field(max_length=80, min_length=1),
+    AfterValidator(_picklist_code),
+    WithJsonSchema({"type": "string", "maxLength": 80, "minLength": 1, "pattern": PICKLIST_CODE_JSON}),
+]
+AccountCode = Annotated[
+    StrictStr,
+    Field(max_length=80, min_length=1),
+    AfterValidator(_account_code),
+    WithJsonSchema({"type": "string", "maxLength": 80, "minLength": 1, "pattern": ACCOUNT_CODE_JSON}),
+]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+IsoDate = Annotated[
+    StrictStr,
+    AfterValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date"}),
+]
+Email = Annotated[
+    StrictStr,
+    AfterValidator(_email),
+    WithJsonSchema({"type": "string", "format": "email"}),
+]
+Timezone = Annotated[StrictStr, AfterValidator(_timezone)]
+PositiveInt = Annotated[StrictInt, Field(gt=0, le=2**31 - 1)]
+Number = StrictInt | StrictFloat
+CustomFieldValue = StrictStr | StrictInt | StrictFloat
+StatementMode = Literal["NONE", "JSON", "JSON_AND_CSV"]
+BillCreditType = Literal["PREPAYMENT", "BALANCE"]
+RoundingMode = Literal["UP", "DOWN", "CEILING", "FLOOR", "HALF_UP", "HALF_DOWN", "HALF_EVEN", "UNNECESSARY"]
+
+
+def _credit_order(value: list[str] | None) -> list[str] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("lists PREPAYMENT or BALANCE twice; give one of the two orders, or one alone")
+    return value
+
+
+CreditApplicationOrder = Annotated[
+    list[BillCreditType], Field(max_length=2), AfterValidator(_credit_order)
+]
+
+
+class _Strict(BaseModel):
+    """Unknown fields are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class CurrencyConversion(_Strict):
+    from_: Annotated[StrictStr, Field(min_length=1, alias="from")]
+    to: Annotated[StrictStr, Field(min_length=1)]
+    multiplier: Annotated[Number, Field(gt=0)]
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class OrganizationConfig(_Strict):
+    """``organization:`` — the singleton organization configuration."""
+
+    currency: Annotated[StrictStr, Field(min_length=1)] | None = None
+    timezone: Timezone | None = None
+    yearEpoch: IsoDate | None = None
+    monthEpoch: IsoDate | None = None
+    weekEpoch: IsoDate | None = None
+    dayEpoch: IsoDate | None = None
+    daysBeforeBillDue: PositiveInt | None = None
+    currencyConversions: list[CurrencyConversion] | None = None
+    scheduledBillInterval: Annotated[Number, AfterValidator(_scheduled_interval)] | None = None
+    scheduledBillOffset: Annotated[StrictInt, Field(ge=0, le=23)] | None = None
+    standingChargeBillInAdvance: StrictBool | None = None
+    commitmentFeeBillInAdvance: StrictBool | None = None
+    minimumSpendBillInAdvance: StrictBool | None = None
+    autoApproveBillsGracePeriod: PositiveInt | None = None
+    autoApproveBillsGracePeriodUnit: Literal["MINUTES", "HOURS", "DAYS"] | None = None
+    externalInvoiceDate: Literal["FIRST_DAY_OF_NEXT_PERIOD", "LAST_DAY_OF_ARREARS"] | None = None
+    suppressedEmptyBills: StrictBool | None = None
+    consolidateBills: StrictBool | None = None
+    defaultStatementDefinitionId: StrictStr | None = None
+    autoGenerateStatementMode: StatementMode | None = None
+    creditApplicationOrder: CreditApplicationOrder | None = None
+    allowNegativeBalances: StrictBool | None = None
+    allowOverlappingPlans: StrictBool | None = None
+    billPrefix: StrictStr | None = None
+    sequenceStartNumber: Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)] | None = None
+
+    @model_validator(mode="after")
+    def _offset_needs_daily_interval(self) -> OrganizationConfig:
+        if (
+            self.scheduledBillOffset is not None
+            and self.scheduledBillInterval is not None
+            and self.scheduledBillInterval != 24
+        ):
+            raise ValueError("scheduledBillOffset can only be set with a scheduledBillInterval of 24")
+        return self
+
+
+class _Picklist(_Strict):
+    code: PicklistCode
+    name: Name
+    archived: StrictBool | None = None
+
+
+class Currency(_Picklist):
+    """``currencies:`` — a currency picklist entry."""
+
+    maxDecimalPlaces: Annotated[StrictInt, Field(ge=0, le=5)] | None = None
+    roundingMode: RoundingMode | None = None
+
+
+class CreditReason(_Picklist):
+    """``creditReasons:`` — a credit reason picklist entry."""
+
+
+class DebitReason(_Picklist):
+    """``debitReasons:`` — a debit reason picklist entry."""
+
+
+class TransactionType(_Picklist):
+    """``transactionTypes:`` — a transaction type picklist entry."""
+
+
+CustomFieldMap = dict[Annotated[StrictStr, Field(min_length=1)], CustomFieldValue]
+
+
+class CustomFields(_Strict):
+    """``customFields:`` — organization-level custom field defaults per entity type."""
+
+    organization: CustomFieldMap | None = None
+    account: CustomFieldMap | None = None
+    accountPlan: CustomFieldMap | None = None
+    meter: CustomFieldMap | None = None
+    product: CustomFieldMap | None = None
+    plan: CustomFieldMap | None = None
+    planTemplate: CustomFieldMap | None = None
+    aggregation: CustomFieldMap | None = None
+    compoundAggregation: CustomFieldMap | None = None
+    contract: CustomFieldMap | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _at_most_ten(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(value) > ORG_LEVEL_CUSTOM_FIELD_LIMIT:
+            raise ValueError(
+                f"has {len(value)} custom fields; m3ter allows at most "
+                f"{ORG_LEVEL_CUSTOM_FIELD_LIMIT} per entity type at organization level"
+            )
+        return value
+
+
+class Address(_Strict):
+    addressLine1: Annotated[StrictStr, Field(max_length=50)] | None = None
+    addressLine2: Annotated[StrictStr, Field(max_length=50)] | None = None
+    addressLine3: StrictStr | None = None
+    addressLine4: StrictStr | None = None
+    locality: Annotated[StrictStr, Field(max_length=100)] | None = None
+    region: Annotated[StrictStr, Field(max_length=50)] | None = None
+    postCode: Annotated[StrictStr, Field(max_length=20)] | None = None
+    country: Annotated[StrictStr, Field(max_length=100)] | None = None
+
+
+class Account(_Strict):
+    """``accounts:`` — an end-customer account; ``parent`` names the parent by code."""
+
+    code: AccountCode
+    name: Name
+    emailAddress: Email
+    address: Address | None = None
+    parent: AccountCode | None = None
+    billEpoch: IsoDate | None = None
+    purchaseOrderNumber: Annotated[StrictStr, Field(max_length=100)] | None = None
+    currency: Annotated[StrictStr, Field(min_length=1)] | None = None
+    statementDefinitionId: StrictStr | None = None
+    autoGenerateStatementMode: StatementMode | None = None
+    creditApplicationOrder: CreditApplicationOrder | None = None
+    daysBeforeBillDue: PositiveInt | None = None
+    customFields: dict[Annotated[StrictStr, Field(min_length=1)], CustomFieldValue] | None = Field(
+        default=None, max_length=100
+    )
+
+
+PruneFlag = Literal[False, "archive", "delete"]
+
+
+class Prune(_Strict):
+    currencies: PruneFlag = False
+    creditReasons: PruneFlag = False
+    debitReasons: PruneFlag = False
+    transactionTypes: PruneFlag = False
+    accounts: Literal[False, "delete"] = False
+
+
+class IgnoreFields(_Strict):
+    organizationConfig: list[StrictStr] = Field(default_factory=list)
+    currency: list[StrictStr] = Field(default_factory=list)
+    creditReason: list[StrictStr] = Field(default_factory=list)
+    debitReason: list[StrictStr] = Field(default_factory=list)
+    transactionType: list[StrictStr] = Field(default_factory=list)
+    customFields: list[StrictStr] = Field(default_factory=list)
+    account: list[StrictStr] = Field(default_factory=list)
+
+
+class Safety(_Strict):
+    maxRemovePercent: Annotated[Number, Field(ge=0, le=100)] = 30
+
+
+class Settings(_Strict):
+    """``settings:`` — how the plan treats live objects that no manifest lists."""
+
+    prune: Prune = Field(default_factory=Prune)
+    ignoreFields: IgnoreFields = Field(default_factory=IgnoreFields)
+    safety: Safety = Field(default_factory=Safety)
