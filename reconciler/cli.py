@@ -305,3 +305,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+
+
+def _register_plugins() -> None:
+    """Commands that live in their own modules (their logic is not the CLI's)."""
+    from reconciler.export_cli import register as register_export
+
+    register_export(cli)
+
+
+_register_plugins()

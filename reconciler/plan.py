@@ -213,7 +213,7 @@ class _Planner:
                 if live.get("archived") is True:
                     self.unmanaged.append(Unmanaged(kind.name, code))
                     continue
-                body = _strip_read_only(live)
+                body = _put_body(live)
                 body["archived"] = True
                 change = Change("archive", kind.name, code, live.get("id"), live.get("version"),
                                 [FieldDiff("archived", live.get("archived", False), True)], body)
@@ -290,7 +290,7 @@ class _Planner:
     def _update_body(self, kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
         """PUT replaces the whole entity: start from the live object so unmanaged and
         ignored fields keep their values, then lay the managed fields over it."""
-        body = _strip_read_only(live)
+        body = _put_body(live)
         ignored = self._ignored(kind)
         for name, value in desired.items():
             if name in ignored:
@@ -312,8 +312,6 @@ class _Planner:
                 body[name] = merged
             else:
                 body[name] = value
-        if "version" in live:
-            body["version"] = live["version"]
         return body
 
     def _removal_warnings(self, kind: Kind, code: str) -> list[str]:
@@ -397,8 +395,13 @@ class _Planner:
         return depth
 
 
-def _strip_read_only(live: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in live.items() if k not in READ_ONLY_FIELDS}
+def _put_body(live: Mapping[str, Any]) -> dict[str, Any]:
+    """Start of a PUT body: the live object without read-only fields, plus the version read
+    (the server rejects a PUT whose version is not the current one)."""
+    body = {k: v for k, v in live.items() if k not in READ_ONLY_FIELDS}
+    if "version" in live:
+        body["version"] = live["version"]
+    return body
 
 
 def _field_warnings(kind: Kind, diff: list[FieldDiff]) -> list[str]:

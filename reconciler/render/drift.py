@@ -38,7 +38,7 @@ def render_drift_text(doc: dict[str, Any], *, colour: bool = False) -> str:
 
 def render_drift_markdown(doc: dict[str, Any]) -> str:
     out = ["### reconciler drift", "",
-           f"Organization `{escape(str(doc['organization']))}` on `{escape(str(doc['backend']))}`", "",
+           f"Organization {escape(str(doc['organization']))} on {escape(str(doc['backend']))}", "",
            f"**{escape(drift_summary_line(doc))}**", ""]
     if doc["drift"]:
         out += ["| kind | key | drift | field | manifest | live |", "|---|---|---|---|---|---|"]

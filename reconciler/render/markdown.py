@@ -8,7 +8,10 @@ from typing import Any
 
 from reconciler.render.values import MARKERS, show, summary_line
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|~>"})
+# Characters that start emphasis, code, links, tables or strike-through anywhere in a line;
+# HTML is neutralised separately. User text never starts a line here, so block markers
+# (#, -, +, >) need no escape.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~"})
 
 
 def escape(text: str) -> str:
@@ -19,7 +22,7 @@ def escape(text: str) -> str:
 
 def render_markdown(doc: dict[str, Any], *, title: str = "reconciler plan") -> str:
     out: list[str] = [f"### {escape(title)}", ""]
-    out.append(f"Organization `{escape(str(doc['organization']))}` on `{escape(str(doc['backend']))}`")
+    out.append(f"Organization {escape(str(doc['organization']))} on {escape(str(doc['backend']))}")
     out.append("")
     out.append(f"**{escape(summary_line(doc['summary'], uncounted=doc.get('uncounted')))}**")
     out.append("")
