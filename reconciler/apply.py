@@ -210,13 +210,15 @@ def moved_objects(changes: list[Change], backend: Backend) -> list[str]:
             by_key[(kind_name, kind.key_of(entity) if kind.keyed else kind.name)] = entity
     problems: list[str] = []
     for change in changes:
-        entity = by_key.get((change.kind, change.key))
+        current = by_key.get((change.kind, change.key))
         label = f"{change.kind} {change.key}"
         if change.action == "create":
-            if entity is not None:
-                problems.append(f"{label} now exists (version {entity.get('version')}); the plan expected it absent")
-        elif entity is None:
+            if current is not None:
+                problems.append(f"{label} now exists (version {current.get('version')}); the plan expected it absent")
+        elif current is None:
             problems.append(f"{label} no longer exists; the plan expected version {change.version}")
-        elif entity.get("version") != change.version:
-            problems.append(f"{label} is at version {entity.get('version')}; the plan recorded version {change.version}")
+        elif current.get("version") != change.version:
+            problems.append(
+                f"{label} is at version {current.get('version')}; the plan recorded version {change.version}"
+            )
     return problems

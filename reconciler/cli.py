@@ -161,18 +161,26 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
         sys.exit(EXIT_CHANGES)
 
 
-def _load_plan(paths: Sequence[str], backend_spec: str | None, *, verbose: bool = False,
-               rate_limit: float = 50.0, parallelism: int = 8) -> Any:
+def _load_plan(paths: Sequence[str], backend_spec: str | None, *, verbose: bool = False) -> Any:
     from reconciler import services
 
-    backend = services.open_configured_backend(backend_spec, rate_limit=rate_limit, parallelism=parallelism,
-                                               verbose=verbose)
-    with backend:
-        outcome = services.make_plan(list(paths), backend)
+    loaded = _load_manifests_or_exit(paths)
+    with services.open_configured_backend(backend_spec, verbose=verbose) as backend:
+        outcome = services.plan_loaded(loaded, backend)
     if not outcome.ok:
         _fail_on_diagnostics(outcome.diagnostics)
     _print_diagnostics([d for d in outcome.diagnostics if not d.is_error])
     return outcome
+
+
+def _load_manifests_or_exit(paths: Sequence[str]) -> Any:
+    """Load and check manifests before any backend is opened: bad input writes nothing."""
+    from reconciler.manifest import load_manifests
+
+    loaded = load_manifests(list(paths))
+    if not loaded.ok:
+        _fail_on_diagnostics(loaded.diagnostics)
+    return loaded
 
 
 @cli.command()
@@ -200,15 +208,17 @@ def apply(paths: tuple[str, ...], plan_file: str | None, backend: str | None, au
     if not auto_approve and not sys.stdin.isatty():
         raise click.UsageError("not running on a terminal: pass --auto-approve to apply without confirmation")
     redact = _redact_default() if redact_pii is None else redact_pii
+    saved = services.load_saved_plan(plan_file) if plan_file else None
+    loaded = None if plan_file else _load_manifests_or_exit(paths)
     handle = services.open_configured_backend(backend, rate_limit=rate_limit, parallelism=parallelism,
                                               verbose=verbose)
     with handle:
-        if plan_file:
-            result = services.load_saved_plan(plan_file)
+        if saved is not None:
+            result = saved
             services.check_saved_plan(result, handle)
             warnings: list[str] = []
         else:
-            outcome = services.make_plan(list(paths), handle)
+            outcome = services.plan_loaded(loaded, handle)
             if not outcome.ok:
                 _fail_on_diagnostics(outcome.diagnostics)
             _print_diagnostics([d for d in outcome.diagnostics if not d.is_error])
@@ -262,7 +272,8 @@ def drift(paths: tuple[str, ...], backend: str | None, fmt: str, redact_pii: boo
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--db", "db_path", default=".reconciler/emulator.sqlite", show_default=True)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0)
-@click.option("--rate-limit", type=click.FloatRange(min=0), default=0.0, help="Per-organization requests/second (0: off).")
+@click.option("--rate-limit", type=click.FloatRange(min=0), default=50.0, show_default=True,
+              help="Per-organization requests per calendar second, as m3ter enforces (0: off).")
 @click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of API requests failed on purpose.")
 @click.option("--token-ttl", type=click.IntRange(min=1), default=18000, show_default=True)
 @click.option("--org-id", "org_ids", multiple=True, help="Organization served (repeatable; default M3TER_ORG_ID).")
@@ -279,12 +290,15 @@ def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: 
         raise ReconcilerError(
             f"the emulator needs its extra: pip install 'reconciler[emulator]' ({exc.name} is missing)"
         ) from None
-    config = EmulatorConfig.from_options(
-        host=host, port=port, db_path=db_path, latency_ms=latency_ms, rate_limit=rate_limit,
-        fail_rate=fail_rate, token_ttl=token_ttl, org_ids=list(org_ids), api_key=api_key,
-        api_secret=api_secret, seed=seed,
+    config = EmulatorConfig(
+        host=host, port=port, db=db_path, latency_ms=latency_ms, rate_limit=rate_limit or None,
+        fail_rate=fail_rate, fail_seed=seed, token_ttl=token_ttl, org_ids=org_ids, api_key=api_key,
+        api_secret=api_secret,
     )
-    serve(config)
+    try:
+        serve(config)
+    except (ValueError, OSError) as exc:
+        raise ReconcilerError(f"emulator: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

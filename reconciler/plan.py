@@ -89,7 +89,7 @@ class Plan:
     uncounted: list[str] = field(default_factory=list)  # kinds whose unmanaged were not counted
 
     def summary(self) -> dict[str, int]:
-        counts = {a: 0 for a in ACTIONS}
+        counts: dict[str, int] = {a: 0 for a in ACTIONS}
         for change in self.changes:
             counts[change.action] += 1
         return {**counts, "unchanged": self.unchanged, "unmanaged": len(self.unmanaged)}

@@ -80,7 +80,12 @@ class PlanOutcome:
 
 def make_plan(paths: Sequence[str], backend: Backend) -> PlanOutcome:
     """Manifests + live organization -> plan, or the diagnostics that stop it."""
-    result = load_manifests(paths)
+    return plan_loaded(load_manifests(paths), backend)
+
+
+def plan_loaded(result: LoadResult, backend: Backend) -> PlanOutcome:
+    """Plan from manifests already loaded: the CLI loads them before opening a backend, so
+    bad input never creates or touches an organization."""
     if result.manifests is None or not result.ok:
         return PlanOutcome(result.diagnostics)
     manifests = result.manifests

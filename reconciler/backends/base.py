@@ -7,6 +7,7 @@ interchangeable.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -75,14 +76,14 @@ class Backend(ABC):
     @abstractmethod
     def delete(self, kind: Kind, entity_id: str) -> Entity: ...
 
-    def fetch_live(self, wanted: Mapping[str, Collection[str] | None]) -> dict[str, list[Entity]]:
+    def fetch_live(self, wanted: Mapping[str, Collection[str] | None]) -> dict[str, builtins.list[Entity]]:
         """Read what a plan needs: for each kind name, all objects (None) or only some codes.
 
         Backends that can do it concurrently (HTTP) override this.
         """
         from reconciler import kinds
 
-        out: dict[str, list[Entity]] = {}
+        out: dict[str, builtins.list[Entity]] = {}
         for name, codes in wanted.items():
             kind = kinds.get(name)
             if kind.singleton:
