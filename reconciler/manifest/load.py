@@ -1,0 +1,338 @@
+"""Manifest files -> :class:`Manifests` plus every problem found, never an exception.
+
+The steps, each driven by the kind registry rather than per-kind code:
+
+1. find files (directories recursively, ``*.yaml``/``*.yml``, sorted, hidden entries skipped);
+2. read each as UTF-8 and build its documents (``yaml_events``: duplicate keys, tags, aliases,
+   ``${NAME}`` expansion);
+3. check each document's shape (a mapping of known top-level keys; lists for keyed kinds,
+   mappings for singletons) and collect objects, reporting duplicate codes and a second
+   ``organization``/``customFields``/``settings`` with both places named;
+4. validate every object against its pydantic model (keyed kinds in bulk);
+5. cross-object rules (``rules``) and domain warnings (``advice``);
+6. give positions to the messages that need a field's line and column: one re-scan per file
+   with such messages (``locate``), so a clean run pays nothing for positions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from reconciler import kinds
+from reconciler.diagnostics import Diagnostic, Location, Severity
+from reconciler.manifest.expand import EnvExpander
+from reconciler.manifest.locate import Locator, best_position, scan
+from reconciler.manifest.messages import display_path, field_errors
+from reconciler.manifest.models import Settings
+from reconciler.manifest.types import DesiredObject, LoadResult, Manifests, NodePath
+from reconciler.manifest.yaml_events import DocumentBuilder, ParsedDocument, Pos, Problem
+
+if TYPE_CHECKING:
+    from reconciler.kinds import Kind
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+VALIDATION_CHUNK = 2_000  # objects per bulk validation call: bounds the memory of model output
+
+
+@dataclass(slots=True)
+class PendingDiagnostic:
+    """A diagnostic whose position is a field path, resolved after loading in one scan per file."""
+
+    severity: Severity
+    message: str
+    file: str
+    path: NodePath
+    prefer: str  # "key" or "value"
+    fallback: Location
+
+
+@dataclass(slots=True)
+class LoadState:
+    """Everything gathered while reading files; turned into a LoadResult at the end."""
+
+    environ: Mapping[str, str]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    pending: list[PendingDiagnostic] = field(default_factory=list)
+    objects: dict[str, dict[str, DesiredObject]] = field(default_factory=dict)
+    # Every object of a kind (also those without a usable code), for validation.
+    items: dict[str, list[DesiredObject]] = field(default_factory=dict)
+    settings: DesiredObject | None = None
+    files: list[str] = field(default_factory=list)
+
+    def error(self, message: str, location: Location) -> None:
+        self.diagnostics.append(Diagnostic("error", message, location))
+
+    def at_field(
+        self, severity: Severity, message: str, obj: DesiredObject, path: Sequence[str | int], prefer: str = "key"
+    ) -> None:
+        """Queue a message located at a field of ``obj`` (resolved in one pass at the end)."""
+        self.pending.append(
+            PendingDiagnostic(severity, message, obj.location.file, (*obj.node_path, *path), prefer, obj.location)
+        )
+
+
+def find_files(paths: Sequence[str], state: LoadState) -> list[str]:
+    """Manifest files named by ``paths``, each once, directories expanded in sorted order."""
+    files: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: str) -> None:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            files.append(path)
+
+    for path in paths:
+        if os.path.isdir(path):
+            found: list[str] = []
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(
+                    os.path.join(root, n) for n in names if n.endswith(MANIFEST_SUFFIXES) and not n.startswith(".")
+                )
+            if not found:
+                state.error(f"no manifest files (*.yaml, *.yml) under directory {path}", Location(path, 1, 1))
+            for file in sorted(found, key=lambda f: os.path.relpath(f, path).split(os.sep)):
+                add(file)
+        elif os.path.isfile(path):
+            add(path)
+        else:
+            state.error("no such file or directory", Location(path, 1, 1))
+    return files
+
+
+def _read(file: str, state: LoadState) -> str | None:
+    try:
+        with open(file, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        state.error(f"cannot read file: {exc.strerror or exc}", Location(file, 1, 1))
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        state.error(
+            f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x}); manifests must be saved as UTF-8",
+            Location(file, line, column),
+        )
+        return None
+
+
+def _loc(file: str, pos: Pos) -> Location:
+    return Location(file, pos[0], pos[1])
+
+
+def _describe(kind: Kind, obj: DesiredObject) -> str:
+    """How messages name an object: ``accounts[3] (code 'acme')`` or ``organization``."""
+    if kind.singleton:
+        return kind.manifest_key
+    index = obj.node_path[-1] if obj.node_path else "?"
+    code = obj.fields.get("code") if isinstance(obj.fields, dict) else None
+    named = f" (code {code!r})" if isinstance(code, str) else ""
+    return f"{kind.manifest_key}[{index}]{named}"
+
+
+def _read_document(file: str, doc: ParsedDocument, state: LoadState) -> None:
+    """Check one document's shape and collect its objects."""
+    data = doc.data
+    if data is None:
+        return  # an empty document declares nothing
+    if not isinstance(data, dict):
+        what = "a list" if isinstance(data, list) else f"a single value ({type(data).__name__})"
+        state.error(
+            f"a manifest document must be a mapping with top-level keys such as organization, currencies "
+            f"or accounts, not {what}",
+            _loc(file, doc.start),
+        )
+        return
+    for key, value in data.items():
+        key_loc = _loc(file, doc.key_pos.get(key, doc.start))
+        if key not in kinds.TOP_LEVEL_KEYS:
+            close = difflib.get_close_matches(str(key), kinds.TOP_LEVEL_KEYS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            state.error(
+                f"unknown top-level key {key!r}{hint}; allowed: {', '.join(kinds.TOP_LEVEL_KEYS)}", key_loc
+            )
+            continue
+        if value is None:
+            continue  # ``accounts:`` with nothing under it declares nothing
+        if key == kinds.SETTINGS_KEY:
+            _singleton(file, doc, key, value, key_loc, state, None)
+            continue
+        kind = kinds.BY_MANIFEST_KEY[key]
+        if kind.singleton:
+            _singleton(file, doc, key, value, key_loc, state, kind)
+        else:
+            _keyed(file, doc, kind, value, key_loc, state)
+
+
+def _singleton(
+    file: str, doc: ParsedDocument, key: str, value: Any, key_loc: Location, state: LoadState, kind: Kind | None
+) -> None:
+    if not isinstance(value, dict):
+        state.error(f"{key}: must be a mapping of fields (got {type(value).__name__})", key_loc)
+        return
+    name = kind.name if kind else kinds.SETTINGS_KEY
+    obj = DesiredObject(name, name, value, key_loc, (doc.index, key))
+    previous = state.settings if kind is None else state.objects[name].get(name)
+    if previous is not None:
+        state.error(f"{key} is declared twice: here and at {previous.location}; declare it once", key_loc)
+        return
+    if kind is None:
+        state.settings = obj
+    else:
+        state.objects[name][name] = obj
+        state.items[name].append(obj)
+
+
+def _keyed(file: str, doc: ParsedDocument, kind: Kind, value: Any, key_loc: Location, state: LoadState) -> None:
+    if not isinstance(value, list):
+        state.error(f"{kind.manifest_key}: must be a list (got {type(value).__name__})", key_loc)
+        return
+    positions = doc.item_pos.get(kind.manifest_key, [])
+    per_kind = state.objects[kind.name]
+    items = state.items[kind.name]
+    for index, item in enumerate(value):
+        location = _loc(file, positions[index]) if index < len(positions) else key_loc
+        if not isinstance(item, dict):
+            state.error(f"{kind.manifest_key}[{index}]: must be a mapping of fields (got {_kind_of(item)})",
+                        location)
+            continue
+        obj = DesiredObject(kind.name, "", item, location, (doc.index, kind.manifest_key, index))
+        items.append(obj)
+        code = item.get("code")
+        if not isinstance(code, str):
+            continue  # validation reports the missing or mistyped code
+        obj.key = code
+        first = per_kind.get(code)
+        if first is not None:
+            state.error(
+                f"{kind.manifest_key}[{index}]: duplicate {kind.name} code {code!r}, first declared at "
+                f"{first.location}; each code may appear once across all manifests",
+                location,
+            )
+            continue
+        per_kind[code] = obj
+
+
+def _kind_of(value: Any) -> str:
+    return "a list" if isinstance(value, list) else "null" if value is None else type(value).__name__
+
+
+def _adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    return adapter
+
+
+_ADAPTERS: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
+
+
+def _validate(state: LoadState) -> None:
+    """Validate every object with its model: keyed kinds in chunks of one bulk call each."""
+    for kind in kinds.KINDS:
+        objs = state.items[kind.name]
+        if not objs:
+            continue
+        adapter = _adapter(kind.model)
+        for start in range(0, len(objs), VALIDATION_CHUNK):
+            chunk = objs[start : start + VALIDATION_CHUNK]
+            try:
+                adapter.validate_python([o.fields for o in chunk])
+            except ValidationError as exc:
+                by_index: dict[int, list[Any]] = {}
+                for error in exc.errors(include_url=False):
+                    by_index.setdefault(int(error["loc"][0]), []).append(error)
+                for index, errors in by_index.items():
+                    _report(kind.model, _describe(kind, chunk[index]), chunk[index], errors, state, skip=1)
+
+
+def _validate_settings(state: LoadState) -> Settings:
+    """The ``settings`` block as a model (defaults when absent or invalid; errors reported)."""
+    if state.settings is None:
+        return Settings()
+    try:
+        return Settings.model_validate(state.settings.fields)
+    except ValidationError as exc:
+        _report(Settings, kinds.SETTINGS_KEY, state.settings, exc.errors(include_url=False), state)
+        return Settings()
+
+
+def _report(
+    model: type[BaseModel], name: str, obj: DesiredObject, errors: list[Any], state: LoadState, skip: int = 0
+) -> None:
+    for problem in field_errors(errors, obj.fields, model, skip=skip):
+        where = display_path(problem.path)
+        message = f"{name}: {where}: {problem.message}" if where else f"{name}: {problem.message}"
+        state.at_field("error", message, obj, problem.path, "key" if problem.on_key else "value")
+
+
+def _resolve_pending(state: LoadState) -> list[Diagnostic]:
+    """Give each queued message its field position: one scan per file that has any."""
+    by_file: dict[str, list[PendingDiagnostic]] = {}
+    for pending in state.pending:
+        by_file.setdefault(pending.file, []).append(pending)
+    out: list[Diagnostic] = []
+    for file, group in by_file.items():
+        text = _read_quiet(file)
+        found = scan(text, [p.path for p in group]) if text is not None else {}
+        for p in group:
+            pos = best_position(found, p.path, p.prefer)
+            out.append(Diagnostic(p.severity, p.message, _loc(file, pos) if pos else p.fallback))
+    return out
+
+
+def _read_quiet(file: str) -> str | None:
+    try:
+        with open(file, "rb") as handle:
+            return handle.read().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _problems(file: str, problems: list[Problem], state: LoadState) -> None:
+    for problem in problems:
+        state.error(problem.message, Location(file, problem.line, problem.column))
+
+
+def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = None) -> LoadResult:
+    """Load, validate and cross-check manifests; every problem is a Diagnostic, never a raise."""
+    from reconciler.manifest import advice, rules  # here: they import this module's helpers
+
+    state = LoadState(environ=os.environ if environ is None else environ)
+    for kind in kinds.KINDS:
+        state.objects[kind.name] = {}
+        state.items[kind.name] = []
+    for file in find_files(paths, state):
+        state.files.append(file)
+        text = _read(file, state)
+        if text is None:
+            continue
+        problems: list[Problem] = []
+        builder = DocumentBuilder(EnvExpander(state.environ, problems), problems)
+        for doc in builder.documents(text):
+            _read_document(file, doc, state)
+        _problems(file, problems, state)
+        del text
+
+    _validate(state)
+    manifests = Manifests(
+        objects=state.objects,
+        settings=_validate_settings(state),
+        settings_location=state.settings.location if state.settings else None,
+        files=state.files,
+        _locator=Locator(),
+    )
+    rules.check(manifests, state)
+    advice.check(manifests, state)
+    state.diagnostics.extend(_resolve_pending(state))
+    return LoadResult(manifests, state.diagnostics)

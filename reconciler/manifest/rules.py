@@ -1,0 +1,183 @@
+"""Rules that look across objects: parent cycles, conversion rates, and references.
+
+These need the whole set of manifests, so they run after every file is loaded. References
+(a currency code, a parent account) are checked in two steps: what the manifests declare is
+known at load time; what the live organization holds is known only with a backend. Offline,
+an unresolved reference is therefore a warning saying it must exist live; with the live codes
+it becomes an error when the organization does not hold it either (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from reconciler import kinds
+from reconciler.diagnostics import Diagnostic
+from reconciler.manifest.locate import Locator
+from reconciler.manifest.types import DesiredObject, Manifests
+
+if TYPE_CHECKING:
+    from reconciler.kinds import Kind, Reference
+    from reconciler.manifest.load import LoadState
+
+FieldPath = tuple[str | int, ...]
+
+
+def describe(obj: DesiredObject) -> str:
+    """How messages name an object: ``accounts[3] (code 'acme')`` or ``organization``."""
+    kind = kinds.get(obj.kind)
+    if kind.singleton:
+        return kind.manifest_key
+    index = obj.node_path[-1] if obj.node_path else "?"
+    return f"{kind.manifest_key}[{index}] (code {obj.key!r})"
+
+
+def check(manifests: Manifests, state: LoadState) -> None:
+    """Load-time rules that need every object: parent cycles and conversion-rate sanity."""
+    _parent_cycles(manifests, state)
+    _conversions(manifests, state)
+
+
+def _parent_cycles(manifests: Manifests, state: LoadState) -> None:
+    accounts = manifests.of_kind("account")
+    parent_of = {
+        code: obj.fields["parent"] for code, obj in accounts.items() if isinstance(obj.fields.get("parent"), str)
+    }
+    colour: dict[str, int] = {}  # 1: on the current walk, 2: finished
+    for start in parent_of:
+        walk: list[str] = []
+        node: str | None = start
+        while node is not None and node in accounts and node not in colour:
+            colour[node] = 1
+            walk.append(node)
+            node = parent_of.get(node)
+        if node is not None and colour.get(node) == 1:
+            cycle = walk[walk.index(node) :]
+            first = min(cycle, key=lambda c: (accounts[c].location.file, accounts[c].location.line))
+            at = cycle.index(first)
+            cycle = cycle[at:] + cycle[:at]
+            obj = accounts[first]
+            if len(cycle) == 1:
+                message = f"{describe(obj)}: parent: an account cannot be its own parent"
+            else:
+                chain = " -> ".join(repr(c) for c in [*cycle, cycle[0]])
+                message = (
+                    f"{describe(obj)}: parent: accounts form a cycle {chain}; "
+                    "an account cannot be its own ancestor"
+                )
+            state.at_field("error", message, obj, ("parent",), "value")
+        for code in walk:
+            colour[code] = 2
+
+
+def _conversions(manifests: Manifests, state: LoadState) -> None:
+    org = manifests.of_kind("organizationConfig").get("organizationConfig")
+    conversions = org.fields.get("currencyConversions") if org else None
+    if org is None or not isinstance(conversions, list):
+        return
+    seen: dict[tuple[str, str], int] = {}
+    for index, rate in enumerate(conversions):
+        if not isinstance(rate, dict):
+            continue
+        pair = (rate.get("from"), rate.get("to"))
+        if not all(isinstance(code, str) for code in pair):
+            continue
+        pair_s: tuple[str, str] = (str(pair[0]), str(pair[1]))
+        if pair_s in seen:
+            state.at_field(
+                "error",
+                f"organization: currencyConversions[{index}]: the rate from {pair_s[0]} to {pair_s[1]} is "
+                f"already given at currencyConversions[{seen[pair_s]}]; give each direction once",
+                org,
+                ("currencyConversions", index),
+            )
+        else:
+            seen[pair_s] = index
+        if pair_s[0] == pair_s[1]:
+            state.at_field(
+                "warning",
+                f"organization: currencyConversions[{index}]: converts {pair_s[0]} to itself, which "
+                "has no effect",
+                org,
+                ("currencyConversions", index),
+            )
+
+
+def references(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str, FieldPath]]:
+    """Every (reference, code, field path) in ``fields``; like ``kinds.referenced_codes`` plus
+    the path of the field, so that messages can point at it."""
+    for ref in kind.references:
+        for code, path in _walk(fields, ref.path.split("."), ()):
+            yield ref, code, path
+
+
+def _walk(node: Any, parts: list[str], path: FieldPath) -> Iterator[tuple[str, FieldPath]]:
+    if not parts:
+        if isinstance(node, str):
+            yield node, path
+        return
+    if not isinstance(node, Mapping):
+        return
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        items = node.get(head[:-2])
+        if isinstance(items, list):
+            for index, item in enumerate(items):
+                yield from _walk(item, rest, (*path, head[:-2], index))
+        return
+    yield from _walk(node.get(head), rest, (*path, head))
+
+
+def reference_diagnostics(
+    manifests: Manifests, live_codes: Mapping[str, set[str]] | None
+) -> list[Diagnostic]:
+    """References the manifests do not resolve: warnings offline (``live_codes`` None), errors
+    when the live organization does not hold them either. One message per missing code,
+    placed at its first use and counting the others."""
+    declared = {name: set(per_kind) for name, per_kind in manifests.objects.items()}
+    unresolved: dict[tuple[str, str], list[tuple[DesiredObject, FieldPath]]] = {}
+    for kind in kinds.KINDS:
+        for obj in manifests.of_kind(kind.name).values():
+            for ref, code, path in references(kind, obj.fields):
+                if code in declared.get(ref.target, ()):
+                    continue
+                if live_codes is not None and code in live_codes.get(ref.target, ()):
+                    continue
+                unresolved.setdefault((ref.target, code), []).append((obj, path))
+    if not unresolved:
+        return []
+    firsts = [(uses[0][0], uses[0][1]) for uses in unresolved.values()]
+    locator = manifests._locator
+    if isinstance(locator, Locator):
+        locations = locator.many(firsts)
+    else:
+        locations = [manifests.locate(obj, *path) for obj, path in firsts]
+    out: list[Diagnostic] = []
+    for ((target, code), uses), location in zip(unresolved.items(), locations, strict=True):
+        obj, path = uses[0]
+        field = _display(path)
+        others = len(uses) - 1
+        also = f" (also referenced by {others} more object{'s' if others != 1 else ''})" if others else ""
+        what = "parent account" if target == "account" else target
+        if live_codes is None:
+            hint = " (m3ter creates USD in every new organization)" if (target, code) == ("currency", "USD") else ""
+            message = (
+                f"{describe(obj)}: {field}: {what} {code!r} is not declared in these manifests; "
+                f"it must already exist in the organization{hint}{also}"
+            )
+            out.append(Diagnostic("warning", message, location))
+        else:
+            message = (
+                f"{describe(obj)}: {field}: {what} {code!r} does not exist: it is neither declared in "
+                f"the manifests nor present in the organization{also}"
+            )
+            out.append(Diagnostic("error", message, location))
+    return out
+
+
+def _display(path: FieldPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

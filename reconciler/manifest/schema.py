@@ -1,0 +1,88 @@
+"""JSON Schema of one manifest file document, generated from the models via the kind registry.
+
+Editors use it (``# yaml-language-server: $schema=...``) for completion and inline errors.
+The checked-in copy is ``schemas/manifest.schema.json``; regenerate it after changing a model
+with ``python -m reconciler.manifest.schema`` (a test fails while it is out of date). The
+output is pretty-printed with sorted keys, so regenerating is stable and diffs stay small.
+
+The schema is a convenience for editors; ``reconciler validate`` stays the authority (it also
+checks things a schema cannot: duplicate codes across files, references, IANA timezones, real
+calendar dates, parent cycles).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from reconciler import kinds
+from reconciler.manifest.models import Settings
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "manifest.schema.json"
+SCHEMA_ID = "https://reconciler.example.com/schemas/manifest.schema.json"
+REGENERATE = "python -m reconciler.manifest.schema"
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The schema of one YAML document of a manifest file (draft 2020-12)."""
+    models = [(kind.model, "validation") for kind in kinds.KINDS] + [(Settings, "validation")]
+    refs, definitions = models_json_schema(models, ref_template="#/$defs/{model}")  # type: ignore[arg-type]
+    properties: dict[str, Any] = {}
+    for kind in kinds.KINDS:
+        ref = refs[(kind.model, "validation")]
+        if kind.singleton:
+            properties[kind.manifest_key] = {
+                "anyOf": [ref, {"type": "null"}],
+                "description": f"The {kind.name} singleton (declare it once across all files).",
+            }
+        else:
+            properties[kind.manifest_key] = {
+                "anyOf": [{"type": "array", "items": ref}, {"type": "null"}],
+                "description": f"{kind.name} objects, identified by code; lists merge across files.",
+            }
+    properties[kinds.SETTINGS_KEY] = {
+        "anyOf": [refs[(Settings, "validation")], {"type": "null"}],
+        "description": "How plans treat live objects no manifest lists (declare once).",
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "reconciler manifest",
+        "description": (
+            "One YAML document of a reconciler manifest file. Generated from reconciler's models by "
+            f"`{REGENERATE}`; do not edit by hand."
+        ),
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": properties,
+        "$defs": definitions.get("$defs", {}),
+    }
+
+
+def render() -> str:
+    """The schema as checked in: two-space indentation, sorted keys, trailing newline."""
+    return json.dumps(manifest_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (or with ``--check``, compare) ``schemas/manifest.schema.json``."""
+    args = sys.argv[1:] if argv is None else argv
+    text = render()
+    if "--check" in args:
+        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
+        if current != text:
+            print(f"{SCHEMA_PATH} is out of date; run: {REGENERATE}", file=sys.stderr)
+            return 1
+        return 0
+    SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+    SCHEMA_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {SCHEMA_PATH}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
