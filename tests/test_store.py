@@ -1,0 +1,645 @@
+"""reconciler.store: m3ter organization semantics over SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.store import (
+    FAIL_ENV,
+    Store,
+    StoreError,
+    decode_token,
+    parse_fail_rules,
+    validate_body,
+)
+
+ORG = "org-1"
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = Store(tmp_path / "db" / "store.sqlite", fail_rules=[])
+    yield s
+    s.close()
+
+
+def account(code: str, **extra: Any) -> dict[str, Any]:
+    return {"code": code, "name": f"Account {code}", "emailAddress": f"{code.lower()}@example.com", **extra}
+
+
+def reason(code: str, **extra: Any) -> dict[str, Any]:
+    return {"code": code, "name": f"Reason {code}", **extra}
+
+
+def err(fn: Any, *args: Any, **kwargs: Any) -> StoreError:
+    with pytest.raises(StoreError) as info:
+        fn(*args, **kwargs)
+    return info.value
+
+
+# --------------------------------------------------------------------------- organizations
+
+
+def test_new_org_is_seeded(store: Store) -> None:
+    currencies, token = store.list(ORG, "currency", page_size=100)
+    assert token is None
+    assert len(currencies) == 1
+    usd = currencies[0]
+    assert {k: usd[k] for k in ("name", "code", "archived", "maxDecimalPlaces", "roundingMode", "version")} == {
+        "name": "US Dollar",
+        "code": "USD",
+        "archived": False,
+        "maxDecimalPlaces": 2,
+        "roundingMode": "HALF_UP",
+        "version": 1,
+    }
+    uuid.UUID(usd["id"])
+    config = store.get_singleton(ORG, "organizationConfig")
+    assert config["version"] == 1
+    assert config["currency"] == "USD"
+    assert config["timezone"] == "UTC"
+    assert (config["yearEpoch"], config["monthEpoch"], config["dayEpoch"]) == ("2022-01-01",) * 3
+    assert config["weekEpoch"] == "2022-01-04"
+    assert config["daysBeforeBillDue"] == 1
+    assert config["scheduledBillInterval"] == 0
+    assert config["standingChargeBillInAdvance"] is False
+    assert config["commitmentFeeBillInAdvance"] is True
+    assert config["minimumSpendBillInAdvance"] is False
+    assert config["externalInvoiceDate"] == "FIRST_DAY_OF_NEXT_PERIOD"
+    assert config["suppressedEmptyBills"] is False
+    assert config["consolidateBills"] is False
+    assert config["creditApplicationOrder"] == ["PREPAYMENT", "BALANCE"]
+    assert config["allowNegativeBalances"] is False
+    assert config["allowOverlappingPlans"] is False
+    assert config["currencyConversions"] == []
+    fields = store.get_singleton(ORG, "customFields")
+    assert fields["version"] == 1
+    assert set(fields) == {"id", "version", "dtCreated", "dtLastModified", "createdBy", "lastModifiedBy"}
+    for kind in ("creditReason", "debitReason", "transactionType", "account"):
+        assert store.list_all(ORG, kind) == []
+
+
+def test_orgs_are_independent_and_seeded_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    a = Store(path, fail_rules=[])
+    b = Store(path, fail_rules=[])
+    a.create("o1", "creditReason", reason("R1"))
+    assert b.list_all("o2", "creditReason") == []
+    assert len(b.list_all("o1", "creditReason")) == 1
+    # the second store did not seed o1 again
+    assert len(b.list_all("o1", "currency")) == 1
+    a.create("o2", "creditReason", reason("R1"))  # same code, other org: fine
+    assert a.org_exists("o1") and a.org_exists("o2") and not a.org_exists("o3")
+    a.close()
+    b.close()
+
+
+def test_wal_and_synchronous(store: Store) -> None:
+    conn = store._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] in (1, 2)  # NORMAL or FULL
+
+
+# --------------------------------------------------------------------------- create / update / delete
+
+
+def test_create_assigns_read_only_fields(store: Store) -> None:
+    created = store.create(ORG, "account", account("ACME"), actor="alice")
+    uuid.UUID(created["id"])
+    assert created["version"] == 1
+    assert ISO_Z.match(created["dtCreated"]) and ISO_Z.match(created["dtLastModified"])
+    assert created["createdBy"] == created["lastModifiedBy"] == "alice"
+    assert store.get(ORG, "account", created["id"]) == created
+
+
+def test_create_must_not_send_version(store: Store) -> None:
+    e = err(store.create, ORG, "creditReason", reason("R", version=1))
+    assert e.kind == "invalid" and e.status == 400 and "version" in e.message
+
+
+def test_update_increments_version_and_keeps_creation(store: Store) -> None:
+    created = store.create(ORG, "creditReason", reason("R"), actor="alice")
+    time.sleep(0.002)
+    updated = store.update(
+        ORG, "creditReason", created["id"], {**reason("R"), "name": "New", "version": 1}, actor="bob"
+    )
+    assert updated["version"] == 2
+    assert updated["name"] == "New"
+    assert updated["dtCreated"] == created["dtCreated"]
+    assert updated["createdBy"] == "alice" and updated["lastModifiedBy"] == "bob"
+    assert updated["dtLastModified"] >= created["dtLastModified"]
+    again = store.update(ORG, "creditReason", created["id"], {**reason("R"), "version": 2})
+    assert again["version"] == 3
+
+
+def test_stale_version_is_a_conflict(store: Store) -> None:
+    created = store.create(ORG, "account", account("A"))
+    store.update(ORG, "account", created["id"], {**account("A"), "version": 1})
+    e = err(store.update, ORG, "account", created["id"], {**account("A"), "name": "x", "version": 1})
+    assert e.kind == "conflict" and e.status == 400
+    assert "expected version 2" in e.message and "given 1" in e.message
+    assert store.get(ORG, "account", created["id"])["version"] == 2
+
+
+def test_missing_version_is_a_conflict(store: Store) -> None:
+    created = store.create(ORG, "account", account("A"))
+    e = err(store.update, ORG, "account", created["id"], account("A"))
+    assert e.kind == "conflict" and "given none" in e.message
+    e = err(store.put_singleton, ORG, "customFields", {"account": {"a": 1}})
+    assert e.kind == "conflict"
+
+
+def test_put_replaces_whole_entity(store: Store) -> None:
+    created = store.create(
+        ORG,
+        "account",
+        account("A", purchaseOrderNumber="PO-1", address={"country": "UK"}, customFields={"tier": "gold"}),
+    )
+    updated = store.update(ORG, "account", created["id"], {**account("A"), "version": 1})
+    for field in ("purchaseOrderNumber", "address", "customFields"):
+        assert field not in updated
+    # explicit null also clears
+    again = store.update(ORG, "account", created["id"], {**account("A"), "currency": None, "version": 2})
+    assert "currency" not in again
+
+
+def test_read_only_fields_in_body_are_ignored(store: Store) -> None:
+    created = store.create(ORG, "creditReason", reason("R"))
+    body = {**created, "name": "Renamed", "id": "other", "dtCreated": "1999-01-01T00:00:00.000Z", "createdBy": "x"}
+    updated = store.update(ORG, "creditReason", created["id"], body)
+    assert updated["id"] == created["id"]
+    assert updated["dtCreated"] == created["dtCreated"]
+    assert updated["createdBy"] == created["createdBy"]
+
+
+def test_picklists_default_archived_false(store: Store) -> None:
+    created = store.create(ORG, "debitReason", reason("D"))
+    assert created["archived"] is False
+    archived = store.update(ORG, "debitReason", created["id"], {**reason("D"), "archived": True, "version": 1})
+    assert archived["archived"] is True
+
+
+def test_duplicate_code_rejected(store: Store) -> None:
+    store.create(ORG, "transactionType", reason("T1"))
+    other = store.create(ORG, "transactionType", reason("T2"))
+    e = err(store.create, ORG, "transactionType", reason("T1"))
+    assert e.kind == "duplicate" and e.status == 400 and "code already exists" in e.message
+    e = err(store.update, ORG, "transactionType", other["id"], {**reason("T1"), "version": 1})
+    assert e.kind == "duplicate"
+    # same code in another kind is fine
+    store.create(ORG, "creditReason", reason("T1"))
+    e = err(store.create, ORG, "currency", {"code": "USD", "name": "Again"})
+    assert e.kind == "duplicate"
+
+
+def test_delete_returns_entity_and_removes_it(store: Store) -> None:
+    created = store.create(ORG, "creditReason", reason("R"))
+    assert store.delete(ORG, "creditReason", created["id"]) == created
+    assert store.find(ORG, "creditReason", created["id"]) is None
+    assert err(store.get, ORG, "creditReason", created["id"]).status == 404
+    assert err(store.delete, ORG, "creditReason", created["id"]).kind == "not_found"
+    # the code is free again
+    store.create(ORG, "creditReason", reason("R"))
+
+
+def test_unknown_ids_are_not_found(store: Store) -> None:
+    e = err(store.update, ORG, "account", str(uuid.uuid4()), {**account("A"), "version": 1})
+    assert e.kind == "not_found" and e.status == 404
+    created = store.create(ORG, "creditReason", reason("R"))
+    # an id of another kind is not found either
+    assert store.find(ORG, "debitReason", created["id"]) is None
+
+
+def test_singletons(store: Store) -> None:
+    config = store.get_singleton(ORG, "organizationConfig")
+    body = {k: v for k, v in config.items() if k not in ("id", "dtCreated")}
+    body["timezone"] = "Europe/London"
+    body.pop("billPrefix", None)
+    updated = store.put_singleton(ORG, "organizationConfig", body, actor="bob")
+    assert updated["version"] == 2 and updated["timezone"] == "Europe/London"
+    assert updated["id"] == config["id"]
+    assert updated["lastModifiedBy"] == "bob"
+    e = err(store.put_singleton, ORG, "organizationConfig", {**body, "version": 1})
+    assert e.kind == "conflict"
+    fields = store.put_singleton(ORG, "customFields", {"account": {"tier": "gold", "n": 2}, "version": 1})
+    assert fields["account"] == {"tier": "gold", "n": 2} and fields["version"] == 2
+    cleared = store.put_singleton(ORG, "customFields", {"version": 2})
+    assert "account" not in cleared
+    assert err(store.create, ORG, "customFields", {}).kind == "invalid"
+    assert err(store.delete, ORG, "organizationConfig", config["id"]).kind == "invalid"
+
+
+def test_org_config_required_fields(store: Store) -> None:
+    e = err(store.put_singleton, ORG, "organizationConfig", {"version": 1})
+    for field in ("currency", "timezone", "yearEpoch", "monthEpoch", "weekEpoch", "dayEpoch", "daysBeforeBillDue"):
+        assert f"{field}: is required" in e.message
+
+
+# --------------------------------------------------------------------------- validation
+
+
+ORG_BODY = {
+    "currency": "USD",
+    "timezone": "UTC",
+    "yearEpoch": "2022-01-01",
+    "monthEpoch": "2022-01-01",
+    "weekEpoch": "2022-01-04",
+    "dayEpoch": "2022-01-01",
+    "daysBeforeBillDue": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "expected"),
+    [
+        ("creditReason", {"code": "R"}, "name: is required"),
+        ("creditReason", {"name": "R"}, "code: is required"),
+        ("creditReason", {"code": "1R", "name": "R"}, "code: must start with a letter"),
+        ("creditReason", {"code": "R-1", "name": "R"}, "code: must start"),
+        ("creditReason", {"code": "R" * 81, "name": "R"}, "at most 80"),
+        ("creditReason", {"code": "R", "name": ""}, "name: must not be empty"),
+        ("creditReason", {"code": "R", "name": "x" * 201}, "at most 200"),
+        ("creditReason", {"code": "R", "name": "R", "colour": "red"}, "colour: unknown field"),
+        ("creditReason", {"code": "R", "name": "R", "archived": "yes"}, "archived: must be a boolean"),
+        ("creditReason", {"code": 5, "name": "R"}, "code: must be a string"),
+        ("creditReason", ["not", "an", "object"], "must be a JSON object"),
+        ("currency", {"code": "EUR", "name": "Euro", "maxDecimalPlaces": 6}, "at most 5"),
+        ("currency", {"code": "EUR", "name": "Euro", "maxDecimalPlaces": 1.5}, "must be an integer"),
+        ("currency", {"code": "EUR", "name": "Euro", "roundingMode": "NEAREST"}, "roundingMode: must be one of"),
+        ("account", {"code": "A", "name": "A"}, "emailAddress: is required"),
+        ("account", account("A", emailAddress="nope"), "e-mail"),
+        ("account", account(" A"), "code: must not start or end with whitespace"),
+        ("account", account("A\tB"), "control characters"),
+        ("account", account("A", address={"street": "x"}), "address.street: unknown field"),
+        ("account", account("A", address={"postCode": "x" * 21}), "address.postCode: must be at most 20"),
+        ("account", account("A", daysBeforeBillDue=0), "greater than 0"),
+        ("account", account("A", daysBeforeBillDue=True), "must be an integer"),
+        ("account", account("A", billEpoch="2024-13-01"), "ISO date"),
+        ("account", account("A", customFields={"x": True}), "customFields.x: must be a string or a number"),
+        ("account", account("A", customFields={"x": [1]}), "must be a string or a number"),
+        ("account", account("A", customFields={"x": float("inf")}), "finite"),
+        ("currency", {"code": "EUR", "name": "Euro", "maxDecimalPlaces": float("nan")}, "finite"),
+        ("account", account("A", creditApplicationOrder=["BALANCE", "BALANCE"]), "twice"),
+        ("account", account("A", creditApplicationOrder=["CASH"]), "must be one of"),
+        ("account", account("A", autoGenerateStatementMode="XML"), "must be one of"),
+        ("account", account("A", purchaseOrderNumber="x" * 101), "at most 100"),
+    ],
+)
+def test_create_validation(store: Store, kind: str, body: Any, expected: str) -> None:
+    e = err(store.create, ORG, kind, body)
+    assert e.kind == "invalid" and e.status == 400
+    assert expected in e.message
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"timezone": "Mars/Olympus"}, "IANA timezone"),
+        ({"yearEpoch": "2022-1-1"}, "ISO date"),
+        ({"daysBeforeBillDue": 0}, "greater than 0"),
+        ({"scheduledBillInterval": 5}, "scheduledBillInterval: must be one of"),
+        ({"scheduledBillInterval": 12, "scheduledBillOffset": 3}, "only supported with a scheduledBillInterval of 24"),
+        ({"scheduledBillInterval": 24, "scheduledBillOffset": 24}, "at most 23"),
+        ({"currencyConversions": [{"from": "USD"}]}, "currencyConversions[0].to: is required"),
+        ({"currencyConversions": [{"from": "USD", "to": "USD", "multiplier": 0}]}, "greater than 0"),
+        ({"autoApproveBillsGracePeriodUnit": "WEEKS"}, "must be one of"),
+        ({"externalInvoiceDate": "TOMORROW"}, "must be one of"),
+        ({"currency": "EUR"}, "currency 'EUR' does not exist"),
+        ({"currencyConversions": [{"from": "GBP", "to": "USD", "multiplier": 1.2}]}, "currency 'GBP' does not exist"),
+        ({"sequenceStartNumber": 2**40}, "at most"),
+        ({"typo": 1}, "typo: unknown field"),
+    ],
+)
+def test_org_config_validation(store: Store, change: dict[str, Any], expected: str) -> None:
+    e = err(store.put_singleton, ORG, "organizationConfig", {**ORG_BODY, **change, "version": 1})
+    assert e.status == 400 and expected in e.message
+
+
+def test_valid_org_config_round_trips(store: Store) -> None:
+    store.create(ORG, "currency", {"code": "GBP", "name": "Pound"})
+    body = {
+        **ORG_BODY,
+        "scheduledBillInterval": 24,
+        "scheduledBillOffset": 6,
+        "currencyConversions": [{"from": "GBP", "to": "USD", "multiplier": 1.27}],
+        "autoApproveBillsGracePeriod": 2,
+        "autoApproveBillsGracePeriodUnit": "DAYS",
+        "billPrefix": "INV-",
+        "sequenceStartNumber": 1000,
+        "version": 1,
+    }
+    updated = store.put_singleton(ORG, "organizationConfig", body)
+    assert {k: updated[k] for k in body if k != "version"} == {k: v for k, v in body.items() if k != "version"}
+    assert "consolidateBills" not in updated  # PUT replaced the seeded defaults
+
+
+def test_validate_body_integral_float_becomes_int() -> None:
+    assert validate_body("account", account("A", daysBeforeBillDue=3.0))["daysBeforeBillDue"] == 3
+
+
+def test_all_problems_reported_at_once(store: Store) -> None:
+    e = err(store.create, ORG, "account", {"code": "", "bogus": 1, "daysBeforeBillDue": -1})
+    for part in ("code: must not be empty", "bogus: unknown field", "name: is required", "emailAddress: is required"):
+        assert part in e.message
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def test_parent_must_exist(store: Store) -> None:
+    e = err(store.create, ORG, "account", account("C", parentAccountId=str(uuid.uuid4())))
+    assert e.status == 400 and "does not exist" in e.message
+
+
+def test_account_cannot_be_its_own_parent_or_ancestor(store: Store) -> None:
+    a = store.create(ORG, "account", account("A"))
+    b = store.create(ORG, "account", account("B", parentAccountId=a["id"]))
+    c = store.create(ORG, "account", account("C", parentAccountId=b["id"]))
+    e = err(store.update, ORG, "account", a["id"], {**account("A"), "parentAccountId": a["id"], "version": 1})
+    assert "its own parent" in e.message
+    e = err(store.update, ORG, "account", a["id"], {**account("A"), "parentAccountId": c["id"], "version": 1})
+    assert "own ancestor" in e.message
+    # moving C under A is fine
+    moved = store.update(ORG, "account", c["id"], {**account("C"), "parentAccountId": a["id"], "version": 1})
+    assert moved["parentAccountId"] == a["id"]
+
+
+def test_account_with_children_cannot_be_deleted(store: Store) -> None:
+    parent = store.create(ORG, "account", account("P"))
+    child = store.create(ORG, "account", account("C", parentAccountId=parent["id"]))
+    e = err(store.delete, ORG, "account", parent["id"])
+    assert e.status == 400 and "child account" in e.message
+    assert store.find(ORG, "account", parent["id"]) is not None
+    store.delete(ORG, "account", child["id"])
+    store.delete(ORG, "account", parent["id"])
+
+
+def test_children_listing(store: Store) -> None:
+    parent = store.create(ORG, "account", account("P"))
+    kids = [store.create(ORG, "account", account(f"C{i}", parentAccountId=parent["id"])) for i in range(5)]
+    store.create(ORG, "account", account("OTHER"))
+    page, token = store.children(ORG, parent["id"], page_size=3)
+    assert [k["code"] for k in page] == ["C4", "C3", "C2"]
+    assert token
+    page2, token2 = store.children(ORG, parent["id"], page_size=3, next_token=token)
+    assert [k["code"] for k in page2] == ["C1", "C0"] and token2 is None
+    assert {k["id"] for k in page + page2} == {k["id"] for k in kids}
+    assert err(store.children, ORG, str(uuid.uuid4()), page_size=10).status == 404
+
+
+def test_currency_references(store: Store) -> None:
+    e = err(store.create, ORG, "account", account("A", currency="EUR"))
+    assert "currency 'EUR' does not exist" in e.message
+    eur = store.create(ORG, "currency", {"code": "EUR", "name": "Euro"})
+    acct = store.create(ORG, "account", account("A", currency="EUR"))
+    e = err(store.delete, ORG, "currency", eur["id"])
+    assert e.status == 400 and "in use by 1 account" in e.message
+    usd = store.list_all(ORG, "currency", codes=["USD"])[0]
+    e = err(store.delete, ORG, "currency", usd["id"])
+    assert "organization config" in e.message
+    store.delete(ORG, "account", acct["id"])
+    store.delete(ORG, "currency", eur["id"])
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def test_pagination_newest_first_with_stable_token(store: Store) -> None:
+    created = [store.create(ORG, "creditReason", reason(f"R{i:02d}")) for i in range(25)]
+    newest_first = [c["code"] for c in reversed(created)]
+    page1, token = store.list(ORG, "creditReason", page_size=10)
+    assert [p["code"] for p in page1] == newest_first[:10]
+    assert token is not None
+    # objects created or removed meanwhile do not shift the following pages
+    store.create(ORG, "creditReason", reason("LATE"))
+    store.delete(ORG, "creditReason", created[0]["id"])
+    page2, token2 = store.list(ORG, "creditReason", page_size=10, next_token=token)
+    assert [p["code"] for p in page2] == newest_first[10:20]
+    page3, token3 = store.list(ORG, "creditReason", page_size=10, next_token=token2)
+    assert [p["code"] for p in page3] == newest_first[20:24]
+    assert token3 is None
+    # the same token gives the same page again
+    again, _ = store.list(ORG, "creditReason", page_size=10, next_token=token)
+    assert again == page2
+
+
+def test_exact_multiple_has_no_trailing_token(store: Store) -> None:
+    for i in range(4):
+        store.create(ORG, "creditReason", reason(f"R{i}"))
+    page, token = store.list(ORG, "creditReason", page_size=2)
+    page, token = store.list(ORG, "creditReason", page_size=2, next_token=token)
+    assert len(page) == 2 and token is None
+
+
+def test_page_size_and_token_limits(store: Store) -> None:
+    for size in (0, 201, -1):
+        assert err(store.list, ORG, "account", page_size=size).status == 400
+    store.list(ORG, "account", page_size=200)
+    assert "nextToken" in err(store.list, ORG, "account", page_size=10, next_token="garbage!").message
+    assert err(decode_token, "eyJ4IjogMX0").kind == "invalid"
+
+
+def test_list_filters(store: Store) -> None:
+    a = store.create(ORG, "creditReason", reason("A"))
+    b = store.create(ORG, "creditReason", reason("B", archived=True))
+    c = store.create(ORG, "creditReason", reason("C"))
+
+    def codes(**kw: Any) -> list[str]:
+        return [e["code"] for e in store.list(ORG, "creditReason", page_size=100, **kw)[0]]
+
+    assert codes() == ["C", "B", "A"]
+    assert codes(archived=True) == ["B"]
+    assert codes(archived=False) == ["C", "A"]
+    assert codes(codes=["A", "B", "Z"]) == ["B", "A"]
+    assert codes(ids=[a["id"], c["id"]]) == ["C", "A"]
+    assert codes(ids=[b["id"]], codes=["A"]) == []
+    assert codes(codes=["A", "B"], archived=False) == ["A"]
+    assert codes(codes=[]) == []
+
+
+def test_list_all_includes_archived_and_filters_codes(store: Store) -> None:
+    store.create_many(ORG, "account", [account(f"A{i}") for i in range(1200)])
+    assert store.count(ORG, "account") == 1200
+    everything = store.list_all(ORG, "account")
+    assert len(everything) == 1200 and everything[0]["code"] == "A1199"
+    wanted = [f"A{i}" for i in range(0, 1200, 2)] + ["missing"]
+    found = store.list_all(ORG, "account", codes=wanted)
+    assert sorted(e["code"] for e in found) == sorted(wanted[:-1])
+    archived = store.create(ORG, "currency", {"code": "OLD", "name": "Old", "archived": True})
+    assert archived["id"] in {e["id"] for e in store.list_all(ORG, "currency")}
+    assert [e["code"] for e in store.list_all(ORG, "currency", archived=True)] == ["OLD"]
+
+
+def test_create_many_is_all_or_nothing(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.create_many(ORG, "account", [account("X1"), account("X2"), account("X1")])
+    assert store.list_all(ORG, "account") == []
+
+
+def test_unknown_kind(store: Store) -> None:
+    assert err(store.list_all, ORG, "meter").status == 400
+
+
+# --------------------------------------------------------------------------- fault injection
+
+
+def test_injected_failure_before_write(store: Store) -> None:
+    store.fail_on("create", "account", "B")
+    store.create(ORG, "account", account("A"))
+    e = err(store.create, ORG, "account", account("B"))
+    assert e.kind == "injected" and e.status == 500 and "'B'" in e.message
+    assert [x["code"] for x in store.list_all(ORG, "account")] == ["A"]
+    store.clear_failures()
+    store.create(ORG, "account", account("B"))
+
+
+def test_injected_failure_after_write(store: Store) -> None:
+    store.fail_on("create", "account", "B", after=True)
+    e = err(store.create, ORG, "account", account("B"))
+    assert "after the write" in e.message
+    assert [x["code"] for x in store.list_all(ORG, "account")] == ["B"]
+
+
+def test_injected_failure_times_and_predicate(store: Store) -> None:
+    created = store.create(ORG, "creditReason", reason("R"))
+    store.fail_on("update", "creditReason", times=1)
+    assert err(store.update, ORG, "creditReason", created["id"], {**reason("R"), "version": 1}).kind == "injected"
+    assert store.update(ORG, "creditReason", created["id"], {**reason("R"), "version": 1})["version"] == 2
+    store.fail_on(predicate=lambda op, kind, code, body: op == "delete" and code == "R", status=502)
+    e = err(store.delete, ORG, "creditReason", created["id"])
+    assert e.status == 502
+    assert store.find(ORG, "creditReason", created["id"]) is not None
+
+
+def test_injected_failure_on_singleton(store: Store) -> None:
+    store.fail_on("update", "organizationConfig")
+    e = err(store.put_singleton, ORG, "organizationConfig", {**ORG_BODY, "version": 1})
+    assert e.kind == "injected"
+    assert store.get_singleton(ORG, "organizationConfig")["version"] == 1
+
+
+def test_fail_rules_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAIL_ENV, "create:account:B;delete:*:*;update:organizationConfig:*:after")
+    s = Store(tmp_path / "env.sqlite")
+    a = s.create(ORG, "account", account("A"))
+    assert err(s.create, ORG, "account", account("B")).kind == "injected"
+    assert err(s.delete, ORG, "account", a["id"]).kind == "injected"
+    assert err(s.put_singleton, ORG, "organizationConfig", {**ORG_BODY, "version": 1}).kind == "injected"
+    assert s.get_singleton(ORG, "organizationConfig")["version"] == 2  # written, then failed
+    s.close()
+
+
+def test_fail_rules_parsing() -> None:
+    rules = parse_fail_rules("create:account:A:B:C ; update:currency ; *")
+    assert [(r.op, r.kind, r.code, r.after) for r in rules] == [
+        ("create", "account", "A:B:C", False),
+        ("update", "currency", "*", False),
+        ("*", "*", "*", False),
+    ]
+    raw = [{"op": "create", "kind": "account", "code": "a;b", "after": True, "times": 2}]
+    rules = parse_fail_rules(json.dumps(raw))
+    assert (rules[0].code, rules[0].after, rules[0].times) == ("a;b", True, 2)
+    assert parse_fail_rules("  ") == []
+    with pytest.raises(ValueError):
+        parse_fail_rules("explode:account:A")
+
+
+# --------------------------------------------------------------------------- concurrency and crashes
+
+
+def test_threads_create_concurrently(store: Store) -> None:
+    def work(i: int) -> str:
+        return str(store.create(ORG, "account", account(f"T{i}"))["id"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(work, range(120)))
+    assert len(set(ids)) == 120
+    assert store.count(ORG, "account") == 120
+
+
+def test_threads_racing_on_one_version_and_one_code(store: Store) -> None:
+    created = store.create(ORG, "creditReason", reason("R"))
+    barrier = threading.Barrier(8)
+
+    def update(i: int) -> str:
+        barrier.wait()
+        try:
+            store.update(ORG, "creditReason", created["id"], {**reason("R"), "name": f"n{i}", "version": 1})
+            return "ok"
+        except StoreError as e:
+            return e.kind
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(update, range(8)))
+    assert outcomes.count("ok") == 1 and outcomes.count("conflict") == 7
+    assert store.get(ORG, "creditReason", created["id"])["version"] == 2
+
+    barrier2 = threading.Barrier(8)
+
+    def create(i: int) -> str:
+        barrier2.wait()
+        try:
+            store.create(ORG, "debitReason", reason("SAME"))
+            return "ok"
+        except StoreError as e:
+            return e.kind
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(create, range(8)))
+    assert outcomes.count("ok") == 1 and outcomes.count("duplicate") == 7
+
+
+_WRITER = """
+import sys
+from reconciler.store import Store
+s = Store(sys.argv[1], fail_rules=[])
+s.ensure_org("org-1")
+print("ready", flush=True)
+i = 0
+while True:
+    s.create("org-1", "account", {"code": f"K{i}", "name": "x" * 150, "emailAddress": "k@example.com"})
+    i += 1
+"""
+
+
+def test_sigkill_mid_write_leaves_consistent_db(tmp_path: Path) -> None:
+    path = tmp_path / "crash.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == b"ready"
+    watcher = Store(path, fail_rules=[])
+    deadline = time.monotonic() + 20
+    while watcher.count(ORG, "account") < 50 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    watcher.close()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    s = Store(path, fail_rules=[])
+    accounts = s.list_all(ORG, "account")
+    assert len(accounts) > 0
+    assert len({a["code"] for a in accounts}) == len(accounts)
+    assert all(a["version"] == 1 for a in accounts)
+    s.create(ORG, "account", account("AFTER"))
+    s.close()
