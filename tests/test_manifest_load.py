@@ -180,7 +180,7 @@ def test_alias_bomb_bounded(tmp_path: Path) -> None:
 
 def test_deep_nesting_does_not_crash(tmp_path: Path) -> None:
     path = tmp_path / "deep.yaml"
-    path.write_text("organization:\n  billPrefix: " + "[" * 50_000 + "]" * 50_000 + "\n", encoding="utf-8")
+    path.write_text("organization:\n  billPrefix: " + "[" * 10_000 + "]" * 10_000 + "\n", encoding="utf-8")
     result = load(path)
     assert errors(result)  # a list is not a string; what matters is no crash
 
