@@ -46,13 +46,14 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
-@click.option("--backend", envvar="RECONCILER_BACKEND", default=None,
+@click.option("--backend", default=None,
               help="Also resolve references against this organization: local[:PATH] or m3ter[:BASE_URL].")
-def validate(paths: tuple[str, ...], backend: str | None) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Trace API requests on stderr (secrets redacted).")
+def validate(paths: tuple[str, ...], backend: str | None, verbose: bool) -> None:
     """Check manifests offline: every problem at once, FILE:LINE:COL: message."""
     from reconciler.services import validate_paths
 
-    result = validate_paths(list(paths), backend_spec=backend)
+    result = validate_paths(list(paths), backend_spec=backend, verbose=verbose)
     errors, warnings = _print_diagnostics(result.diagnostics)
     objects = sum(1 for _ in result.manifests) if result.manifests else 0
     files = len(result.manifests.files) if result.manifests else 0

@@ -25,7 +25,7 @@ from reconciler.plan import ACTIONS, Change, LiveState, Plan, build_plan
 from reconciler.render.document import FORMAT_VERSION, plan_document
 
 
-def validate_paths(paths: Sequence[str], backend_spec: str | None = None) -> LoadResult:
+def validate_paths(paths: Sequence[str], backend_spec: str | None = None, *, verbose: bool = False) -> LoadResult:
     """Load and check manifests; with a backend, unresolved references become errors when
     the organization does not hold them either (offline they are warnings)."""
     result = load_manifests(paths)
@@ -33,7 +33,7 @@ def validate_paths(paths: Sequence[str], backend_spec: str | None = None) -> Loa
         return result
     live_codes: dict[str, set[str]] | None = None
     if backend_spec:
-        with open_backend(backend_spec) as backend:
+        with open_backend(backend_spec, BackendOptions(verbose=verbose)) as backend:
             live = backend.fetch_live(_wanted(result.manifests, backend))
             live_codes = _live_codes(live)
     result.diagnostics.extend(reference_diagnostics(result.manifests, live_codes))
