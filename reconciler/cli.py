@@ -210,7 +210,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, backend: str | None, au
         raise click.UsageError("not running on a terminal: pass --auto-approve to apply without confirmation")
     redact = _redact_default() if redact_pii is None else redact_pii
     saved = services.load_saved_plan(plan_file) if plan_file else None
-    loaded = None if plan_file else _load_manifests_or_exit(paths)
+    loaded = _load_manifests_or_exit(paths) if saved is None else None
     handle = services.open_configured_backend(backend, rate_limit=rate_limit, parallelism=parallelism,
                                               verbose=verbose)
     with handle:
@@ -219,6 +219,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, backend: str | None, au
             services.check_saved_plan(result, handle)
             warnings: list[str] = []
         else:
+            assert loaded is not None
             outcome = services.plan_loaded(loaded, handle)
             if not outcome.ok:
                 _fail_on_diagnostics(outcome.diagnostics)

@@ -58,7 +58,8 @@ class Kind:
         return self.name if self.singleton else str(obj["code"])
 
 
-def _picklist(name: str, key: str, path: str, model: type[BaseModel]) -> Kind:
+def _picklist(name: str, key: str, path: str, model: type[BaseModel], *, rank: int = 30) -> Kind:
+    """Picklists share their shape: code + name + archived, archive or delete on removal."""
     return Kind(
         name=name,
         manifest_key=key,
@@ -66,20 +67,12 @@ def _picklist(name: str, key: str, path: str, model: type[BaseModel]) -> Kind:
         model=model,
         archivable=True,
         deletable=True,
-        rank=30,
+        rank=rank,
     )
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind(
-        name="currency",
-        manifest_key="currencies",
-        api_path="picklists/currency",
-        model=models.Currency,
-        archivable=True,
-        deletable=True,
-        rank=10,
-    ),
+    _picklist("currency", "currencies", "currency", models.Currency, rank=10),
     Kind(
         name="organizationConfig",
         manifest_key="organization",

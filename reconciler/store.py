@@ -101,6 +101,9 @@ from typing import Any, Protocol
 
 import regex
 
+from reconciler.kinds import READ_ONLY_FIELDS
+from reconciler.manifest.models import CUSTOM_FIELD_ENTITY_TYPES
+
 FAIL_ENV = "RECONCILER_STORE_FAIL"
 SYSTEM_ACTOR = "system"
 DEFAULT_ACTOR = "reconciler"
@@ -115,19 +118,8 @@ ACCOUNT = "account"
 PICKLISTS = ("currency", "creditReason", "debitReason", "transactionType")
 KEYED_KINDS = (*PICKLISTS, ACCOUNT)
 SINGLETONS = (ORG_CONFIG, CUSTOM_FIELDS)
-READ_ONLY = ("id", "version", "dtCreated", "dtLastModified", "createdBy", "lastModifiedBy")
-CUSTOM_FIELD_ENTITY_TYPES = (
-    "organization",
-    "account",
-    "accountPlan",
-    "meter",
-    "product",
-    "plan",
-    "planTemplate",
-    "aggregation",
-    "compoundAggregation",
-    "contract",
-)
+# The read-only audit fields and the custom-field entity types are the registry's facts.
+READ_ONLY = tuple(sorted(READ_ONLY_FIELDS))
 
 
 class _HasName(Protocol):

@@ -50,8 +50,16 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None) -> CliResult:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ("CI", "NO_COLOR", "RECONCILER_STORE_FAIL", "M3TER_API_KEY", "M3TER_API_SECRET",
-                 "M3TER_API_TOKEN", "M3TER_ORG_ID", "M3TER_BASE_URL"):
+    for name in (
+        "CI",
+        "NO_COLOR",
+        "RECONCILER_STORE_FAIL",
+        "M3TER_API_KEY",
+        "M3TER_API_SECRET",
+        "M3TER_API_TOKEN",
+        "M3TER_ORG_ID",
+        "M3TER_BASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RECONCILER_BACKEND", f"local:{tmp_path / 'default-org.sqlite'}")
     yield

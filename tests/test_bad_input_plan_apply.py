@@ -27,16 +27,23 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
     "bill interval": ("organization:\n  scheduledBillInterval: 5\n", 2, "scheduledBillInterval"),
     "picklist code": ("creditReasons:\n  - {code: 1abc, name: One}\n", 2, "code"),
     "account code": ("accounts:\n  - {code: ' acme', name: Acme, emailAddress: a@acme.example}\n", 2, "code"),
-    "parent cycle": ("accounts:\n  - {code: a, name: A, emailAddress: a@x.example, parent: b}\n"
-                     "  - {code: b, name: B, emailAddress: b@x.example, parent: a}\n", 2, "cycle"),
+    "parent cycle": (
+        "accounts:\n  - {code: a, name: A, emailAddress: a@x.example, parent: b}\n"
+        "  - {code: b, name: B, emailAddress: b@x.example, parent: a}\n",
+        2,
+        "cycle",
+    ),
     "custom fields": ("customFields:\n  account:\n" + "".join(f"    f{i}: {i}\n" for i in range(11)), 2, "at most 10"),
     "timezone": ("organization:\n  timezone: Mars/Olympus\n", 2, "timezone"),
     "date": (ACCOUNT + "    billEpoch: 2024-02-30\n", 5, "billEpoch"),
     "e-mail": ("accounts:\n  - {code: x, name: X, emailAddress: not-an-email}\n", 2, "emailAddress"),
     "top-level list": ("- currencies: []\n", 1, "mapping"),
     "python tag": ("currencies: !!python/object/apply:os.system ['touch /tmp/reconciler-pwned']\n", 1, "tag"),
-    "unset variable": ("accounts:\n  - {code: x, name: X, emailAddress: '${UNSET_RECONCILER_VAR}@x.example'}\n", 2,
-                       "UNSET_RECONCILER_VAR"),
+    "unset variable": (
+        "accounts:\n  - {code: x, name: X, emailAddress: '${UNSET_RECONCILER_VAR}@x.example'}\n",
+        2,
+        "UNSET_RECONCILER_VAR",
+    ),
     "unknown top-level key": ("acounts: []\n", 1, "acounts"),
     "missing e-mail": ("accounts:\n  - {code: x, name: X}\n", 2, "emailAddress"),
     "credit order": ("organization:\n  creditApplicationOrder: [PREPAYMENT, CASH]\n", 2, "creditApplicationOrder"),
@@ -85,4 +92,4 @@ def test_bad_input_leaves_an_existing_organization_untouched(tmp_path: Path) -> 
 def _rows(path: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(path) as conn:
         tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table' order by name")]
-        return [row for t in tables for row in conn.execute(f"select * from {t} order by 1")]  # noqa: S608
+        return [row for t in tables for row in conn.execute(f"select * from {t} order by 1")]

@@ -80,10 +80,21 @@ def test_apply_killed_part_way_converges(tmp_path: Path) -> None:
     manifests = accounts_manifest(tmp_path / "m", 200)
     with spawned_emulator(EmulatorConfig(rate_limit=None, latency_ms=20, db=str(db))) as emu:
         env = {**os.environ, **emu.env(), "PYTHONPATH": str(REPO)}
-        cmd = [sys.executable, "-m", "reconciler", "apply", str(manifests), "--backend", f"m3ter:{emu.base_url}",
-               "--auto-approve", "--parallelism", "2"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                stdin=subprocess.DEVNULL)
+        cmd = [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "apply",
+            str(manifests),
+            "--backend",
+            f"m3ter:{emu.base_url}",
+            "--auto-approve",
+            "--parallelism",
+            "2",
+        ]
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while len(live_codes(db, emu.org_id)) < 30 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
@@ -91,14 +102,17 @@ def test_apply_killed_part_way_converges(tmp_path: Path) -> None:
         proc.wait(timeout=30)
         part = len(live_codes(db, emu.org_id))
         assert 0 < part < 200, f"the kill should land part-way, {part} were created"
-        rerun = run_cli("apply", str(manifests), "--backend", f"m3ter:{emu.base_url}", "--auto-approve",
-                        env=emu.env())
+        rerun = run_cli("apply", str(manifests), "--backend", f"m3ter:{emu.base_url}", "--auto-approve", env=emu.env())
         assert rerun.code == 0, rerun.output
         assert f"Plan: {200 - part} to create" in rerun.stdout
         codes = live_codes(db, emu.org_id)
         assert len(codes) == 200 and len(set(codes)) == 200
-        assert run_cli("plan", str(manifests), "--backend", f"m3ter:{emu.base_url}", "--detailed-exitcode",
-                       env=emu.env()).code == 0
+        assert (
+            run_cli(
+                "plan", str(manifests), "--backend", f"m3ter:{emu.base_url}", "--detailed-exitcode", env=emu.env()
+            ).code
+            == 0
+        )
 
 
 def test_hand_edit_through_the_sdk_shows_in_plan_and_drift(emu: RunningEmulator, tmp_path: Path) -> None:
@@ -109,9 +123,17 @@ def test_hand_edit_through_the_sdk_shows_in_plan_and_drift(emu: RunningEmulator,
         [account] = sdk.accounts.list(codes=["acct-0001"]).data
         # what reconciler wrote reads back exactly through the official SDK
         assert (account.code, account.name, account.email_address) == (
-            "acct-0001", "Customer 1", "c1@customers.example")
-        sdk.accounts.update(account.id, code=account.code, name="Renamed by hand",
-                            email_address=account.email_address, version=account.version)
+            "acct-0001",
+            "Customer 1",
+            "c1@customers.example",
+        )
+        sdk.accounts.update(
+            account.id,
+            code=account.code,
+            name="Renamed by hand",
+            email_address=account.email_address,
+            version=account.version,
+        )
     finally:
         sdk.close()
     plan = cli(emu, "plan", str(manifests), "--format", "json", "--no-redact-pii")
@@ -135,8 +157,14 @@ def test_no_secret_in_any_verbose_output(emu: RunningEmulator, tmp_path: Path) -
         cli(emu, "export", "--out", str(tmp_path / "export"), "-v"),
     ]
     # and with bad credentials, the error must not echo them either
-    wrong = run_cli("plan", str(manifests), "-v", "--backend", f"m3ter:{emu.base_url}",
-                    env={**emu.env(), "M3TER_API_SECRET": "wrong-secret-value"})
+    wrong = run_cli(
+        "plan",
+        str(manifests),
+        "-v",
+        "--backend",
+        f"m3ter:{emu.base_url}",
+        env={**emu.env(), "M3TER_API_SECRET": "wrong-secret-value"},
+    )
     assert wrong.code == 1 and "wrong-secret-value" not in wrong.output
     traced = "".join(o.output for o in outputs)
     assert "-> 200" in traced  # the trace is there ...

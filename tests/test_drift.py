@@ -54,15 +54,25 @@ def test_drift_reports_missing_and_unmanaged_of_pruned_kinds(tmp_path: Path, loc
     write(tmp_path, "m/a.yaml", BASE)
     apply_ok(str(tmp_path / "m"), "--backend", local_backend)
     # the manifests gain an account nobody created, and prune accounts
-    write(tmp_path, "m/a.yaml", BASE.replace("  - code: acme-eu\n", "  - code: acme-eu-2\n")
-          + "settings:\n  prune: {accounts: delete}\n")
+    write(
+        tmp_path,
+        "m/a.yaml",
+        BASE.replace("  - code: acme-eu\n", "  - code: acme-eu-2\n") + "settings:\n  prune: {accounts: delete}\n",
+    )
     result = run_cli("drift", str(tmp_path / "m"), "--backend", local_backend, "--format", "json")
     assert result.code == 2
     items = {(i["type"], i["key"]) for i in json.loads(result.stdout)["drift"]}
     assert items == {("missing", "acme-eu-2"), ("unmanaged", "acme-eu")}
     # unlisted accounts are not drift when accounts are not pruned
-    write(tmp_path, "m/a.yaml", BASE.replace("  - code: acme-eu\n    name: Acme EU\n    emailAddress: eu@acme.example\n"
-                                             "    parent: acme\n    currency: EUR\n", ""))
+    write(
+        tmp_path,
+        "m/a.yaml",
+        BASE.replace(
+            "  - code: acme-eu\n    name: Acme EU\n    emailAddress: eu@acme.example\n"
+            "    parent: acme\n    currency: EUR\n",
+            "",
+        ),
+    )
     assert run_cli("drift", str(tmp_path / "m"), "--backend", local_backend).code == 0
 
 

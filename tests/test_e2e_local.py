@@ -87,9 +87,14 @@ def test_order_parents_children_currencies(tmp_path: Path, local_backend: str) -
 def test_every_action_with_its_diff(tmp_path: Path, local_backend: str) -> None:
     write(tmp_path, "m/a.yaml", BASE)
     apply_ok(str(tmp_path / "m"), "--backend", local_backend)
-    write(tmp_path, "m/a.yaml", BASE.replace("PO-1", "PO-2").replace("{code: goodwill, name: Goodwill gesture}",
-                                                                         "{code: goodwill, name: Goodwill, archived: true}")
-          + "  - {code: new-co, name: New Co, emailAddress: a@new.example}\n")
+    write(
+        tmp_path,
+        "m/a.yaml",
+        BASE.replace("PO-1", "PO-2").replace(
+            "{code: goodwill, name: Goodwill gesture}", "{code: goodwill, name: Goodwill, archived: true}"
+        )
+        + "  - {code: new-co, name: New Co, emailAddress: a@new.example}\n",
+    )
     doc = plan_json(str(tmp_path / "m"), "--backend", local_backend)
     by_key = {c["key"]: c for c in doc["changes"]}
     assert by_key["new-co"]["action"] == "create"
@@ -104,9 +109,12 @@ def test_every_action_with_its_diff(tmp_path: Path, local_backend: str) -> None:
     apply_ok(str(tmp_path / "m"), "--backend", local_backend)
 
     # unarchive and delete
-    write(tmp_path, "m/a.yaml", BASE.replace("{code: goodwill, name: Goodwill gesture}",
-                                             "{code: goodwill, name: Goodwill, archived: false}")
-          + "settings:\n  prune: {accounts: delete}\n")
+    write(
+        tmp_path,
+        "m/a.yaml",
+        BASE.replace("{code: goodwill, name: Goodwill gesture}", "{code: goodwill, name: Goodwill, archived: false}")
+        + "settings:\n  prune: {accounts: delete}\n",
+    )
     doc = plan_json(str(tmp_path / "m"), "--backend", local_backend)
     actions = {(c["action"], c["key"]) for c in doc["changes"]}
     assert ("unarchive", "goodwill") in actions and ("delete", "new-co") in actions
@@ -114,8 +122,9 @@ def test_every_action_with_its_diff(tmp_path: Path, local_backend: str) -> None:
     assert any("usage data" in w for w in delete["warnings"])
     refused = run_cli("apply", str(tmp_path / "m"), "--backend", local_backend, "--auto-approve")
     assert refused.code == 1 and "--allow-delete" in refused.stderr
-    assert ("delete", "new-co") in {(c["action"], c["key"]) for c in
-                                    plan_json(str(tmp_path / "m"), "--backend", local_backend)["changes"]}
+    assert ("delete", "new-co") in {
+        (c["action"], c["key"]) for c in plan_json(str(tmp_path / "m"), "--backend", local_backend)["changes"]
+    }
     apply_ok(str(tmp_path / "m"), "--backend", local_backend, "--allow-delete")
     assert plan_json(str(tmp_path / "m"), "--backend", local_backend)["changes"] == []
 
@@ -138,8 +147,12 @@ def test_absent_versus_null(tmp_path: Path, local_backend: str) -> None:
 def test_prune_archive_picklists(tmp_path: Path, local_backend: str) -> None:
     write(tmp_path, "m/a.yaml", BASE)
     apply_ok(str(tmp_path / "m"), "--backend", local_backend)
-    write(tmp_path, "m/a.yaml", BASE.replace("creditReasons:\n  - {code: goodwill, name: Goodwill gesture}\n", "")
-          + "settings:\n  prune: {creditReasons: archive}\n")
+    write(
+        tmp_path,
+        "m/a.yaml",
+        BASE.replace("creditReasons:\n  - {code: goodwill, name: Goodwill gesture}\n", "")
+        + "settings:\n  prune: {creditReasons: archive}\n",
+    )
     [change] = plan_json(str(tmp_path / "m"), "--backend", local_backend)["changes"]
     assert (change["action"], change["key"]) == ("archive", "goodwill")
     apply_ok(str(tmp_path / "m"), "--backend", local_backend)
@@ -151,8 +164,13 @@ def test_safety_threshold_and_force(tmp_path: Path, local_backend: str) -> None:
     accounts = "".join(f"  - {{code: c{i}, name: C{i}, emailAddress: c{i}@x.example}}\n" for i in range(10))
     write(tmp_path, "m/a.yaml", "accounts:\n" + accounts)
     apply_ok(str(tmp_path / "m"), "--backend", local_backend)
-    write(tmp_path, "m/a.yaml", "accounts:\n" + accounts.split("\n", 5)[-1]
-          + "settings:\n  prune: {accounts: delete}\n  safety: {maxRemovePercent: 30}\n")
+    write(
+        tmp_path,
+        "m/a.yaml",
+        "accounts:\n"
+        + accounts.split("\n", 5)[-1]
+        + "settings:\n  prune: {accounts: delete}\n  safety: {maxRemovePercent: 30}\n",
+    )
     plan = run_cli("plan", str(tmp_path / "m"), "--backend", local_backend)
     assert plan.code == 1 and "maxRemovePercent" in plan.stderr and "--force" in plan.stderr
     refused = run_cli("apply", str(tmp_path / "m"), "--backend", local_backend, "--auto-approve", "--allow-delete")
@@ -187,8 +205,14 @@ def test_saved_plan_stale_refused_fresh_applied_exactly(tmp_path: Path, local_ba
 
 def test_failure_part_way_then_converging_rerun(tmp_path: Path, local_backend: str) -> None:
     write(tmp_path, "m/a.yaml", BASE + "  - {code: other, name: Other, emailAddress: o@x.example}\n")
-    failed = run_cli("apply", str(tmp_path / "m"), "--backend", local_backend, "--auto-approve",
-                     env={"RECONCILER_STORE_FAIL": "create:account:acme"})
+    failed = run_cli(
+        "apply",
+        str(tmp_path / "m"),
+        "--backend",
+        local_backend,
+        "--auto-approve",
+        env={"RECONCILER_STORE_FAIL": "create:account:acme"},
+    )
     assert failed.code == 1
     assert "failed: create account acme" in failed.stderr
     assert "skipped: create account acme-eu" in failed.stderr  # its parent failed
@@ -201,8 +225,14 @@ def test_failure_part_way_then_converging_rerun(tmp_path: Path, local_backend: s
 
 def test_failure_after_write_converges(tmp_path: Path, local_backend: str) -> None:
     write(tmp_path, "m/a.yaml", BASE)
-    failed = run_cli("apply", str(tmp_path / "m"), "--backend", local_backend, "--auto-approve",
-                     env={"RECONCILER_STORE_FAIL": "create:account:acme:after"})
+    failed = run_cli(
+        "apply",
+        str(tmp_path / "m"),
+        "--backend",
+        local_backend,
+        "--auto-approve",
+        env={"RECONCILER_STORE_FAIL": "create:account:acme:after"},
+    )
     assert failed.code == 1
     apply_ok(str(tmp_path / "m"), "--backend", local_backend)
     assert plan_json(str(tmp_path / "m"), "--backend", local_backend)["changes"] == []
@@ -213,8 +243,10 @@ PII = ("Acme Corp", "billing@acme.example", "eu@acme.example", "Leeds", "1 High 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
 def test_no_personal_data_in_ci_output(tmp_path: Path, local_backend: str, fmt: str) -> None:
-    text = BASE.replace("    daysBeforeBillDue: 30\n",
-                        "    daysBeforeBillDue: 30\n    address: {addressLine1: 1 High Street, locality: Leeds}\n")
+    text = BASE.replace(
+        "    daysBeforeBillDue: 30\n",
+        "    daysBeforeBillDue: 30\n    address: {addressLine1: 1 High Street, locality: Leeds}\n",
+    )
     write(tmp_path, "m/a.yaml", text)
     created = run_cli("plan", str(tmp_path / "m"), "--backend", local_backend, "--format", fmt, env={"CI": "true"})
     apply_ok(str(tmp_path / "m"), "--backend", local_backend)
@@ -226,13 +258,16 @@ def test_no_personal_data_in_ci_output(tmp_path: Path, local_backend: str, fmt: 
         for secret in PII:
             assert secret not in result.output
         assert "(redacted)" in result.stdout
-    shown = run_cli("plan", str(tmp_path / "m"), "--backend", local_backend, "--format", fmt, "--no-redact-pii",
-                    env={"CI": "1"})
+    shown = run_cli(
+        "plan", str(tmp_path / "m"), "--backend", local_backend, "--format", fmt, "--no-redact-pii", env={"CI": "1"}
+    )
     assert "York" in shown.stdout
 
 
 def test_markdown_escapes_user_text(tmp_path: Path, local_backend: str) -> None:
-    write(tmp_path, "m/a.yaml", "accounts:\n  - {code: 'a|b<script>', name: 'x | <b>y</b>', emailAddress: a@x.example}\n")
+    write(
+        tmp_path, "m/a.yaml", "accounts:\n  - {code: 'a|b<script>', name: 'x | <b>y</b>', emailAddress: a@x.example}\n"
+    )
     out = run_cli("plan", str(tmp_path / "m"), "--backend", local_backend, "--format", "markdown", "--no-redact-pii")
     assert out.code == 0, out.output
     assert "<script>" not in out.stdout and "<b>" not in out.stdout
@@ -262,4 +297,4 @@ def _dump(backend: str) -> list[tuple]:
     path = backend.split(":", 1)[1]
     with sqlite3.connect(path) as conn:
         tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table'")]
-        return [row for t in sorted(tables) for row in conn.execute(f"select * from {t} order by 1")]  # noqa: S608
+        return [row for t in sorted(tables) for row in conn.execute(f"select * from {t} order by 1")]

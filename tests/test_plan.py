@@ -64,14 +64,25 @@ def test_no_change_when_live_matches() -> None:
 
 
 def test_currency_conversions_order_free_credit_order_ordered() -> None:
-    m = manifests(organizationConfig={
-        "currencyConversions": [{"from": "EUR", "to": "USD", "multiplier": 1.1}, {"from": "GBP", "to": "USD", "multiplier": 1.27}],
-        "creditApplicationOrder": ["PREPAYMENT", "BALANCE"],
-    })
-    live = {"id": "cfg", "version": 4, "currency": "USD",
-            "currencyConversions": [{"from": "GBP", "to": "USD", "multiplier": 1.2700000000000002},
-                                    {"from": "EUR", "to": "USD", "multiplier": 1.1}],
-            "creditApplicationOrder": ["BALANCE", "PREPAYMENT"]}
+    m = manifests(
+        organizationConfig={
+            "currencyConversions": [
+                {"from": "EUR", "to": "USD", "multiplier": 1.1},
+                {"from": "GBP", "to": "USD", "multiplier": 1.27},
+            ],
+            "creditApplicationOrder": ["PREPAYMENT", "BALANCE"],
+        }
+    )
+    live = {
+        "id": "cfg",
+        "version": 4,
+        "currency": "USD",
+        "currencyConversions": [
+            {"from": "GBP", "to": "USD", "multiplier": 1.2700000000000002},
+            {"from": "EUR", "to": "USD", "multiplier": 1.1},
+        ],
+        "creditApplicationOrder": ["BALANCE", "PREPAYMENT"],
+    }
     plan = plan_of(m, organizationConfig=[live])
     [change] = plan.changes
     assert [d.path for d in change.diff] == ["creditApplicationOrder"]
@@ -79,29 +90,53 @@ def test_currency_conversions_order_free_credit_order_ordered() -> None:
 
 
 def test_address_partial_custom_fields_whole() -> None:
-    m = manifests(account=[{"code": "a", "name": "A", "emailAddress": "a@example.com",
-                            "address": {"locality": "Leeds"}, "customFields": {"tier": "gold"}}])
-    live = [entity("a", name="A", emailAddress="a@example.com",
-                   address={"locality": "York", "country": "UK"}, customFields={"tier": "gold", "old": 1})]
+    m = manifests(
+        account=[
+            {
+                "code": "a",
+                "name": "A",
+                "emailAddress": "a@example.com",
+                "address": {"locality": "Leeds"},
+                "customFields": {"tier": "gold"},
+            }
+        ]
+    )
+    live = [
+        entity(
+            "a",
+            name="A",
+            emailAddress="a@example.com",
+            address={"locality": "York", "country": "UK"},
+            customFields={"tier": "gold", "old": 1},
+        )
+    ]
     [change] = plan_of(m, account=live).changes
     assert sorted((d.path, d.before, d.after) for d in change.diff) == [
-        ("address.locality", "York", "Leeds"), ("customFields.old", 1, None)]
+        ("address.locality", "York", "Leeds"),
+        ("customFields.old", 1, None),
+    ]
     assert change.body["address"] == {"locality": "Leeds", "country": "UK"}
     assert change.body["customFields"] == {"tier": "gold"}
 
 
 def test_order_currencies_config_reasons_accounts_parents_first() -> None:
     m = manifests(
-        account=[{"code": "child", "name": "C", "emailAddress": "c@example.com", "parent": "parent", "currency": "EUR"},
-                 {"code": "parent", "name": "P", "emailAddress": "p@example.com"}],
+        account=[
+            {"code": "child", "name": "C", "emailAddress": "c@example.com", "parent": "parent", "currency": "EUR"},
+            {"code": "parent", "name": "P", "emailAddress": "p@example.com"},
+        ],
         creditReason=[{"code": "goodwill", "name": "Goodwill"}],
         organizationConfig={"currency": "USD"},
         currency=[{"code": "EUR", "name": "Euro"}],
     )
     plan = plan_of(m, organizationConfig=[{"id": "cfg", "version": 1, "currency": "GBP"}])
     assert [(c.kind, c.key) for c in plan.changes] == [
-        ("currency", "EUR"), ("organizationConfig", "organizationConfig"), ("creditReason", "goodwill"),
-        ("account", "parent"), ("account", "child")]
+        ("currency", "EUR"),
+        ("organizationConfig", "organizationConfig"),
+        ("creditReason", "goodwill"),
+        ("account", "parent"),
+        ("account", "child"),
+    ]
     child = plan.changes[-1]
     assert child.body["parentAccountId"] == {"$ref": {"kind": "account", "code": "parent"}}
     assert set(child.depends_on) == {0, 3}  # EUR and parent
@@ -117,12 +152,20 @@ def test_parent_already_live_uses_its_id() -> None:
 
 def test_prune_archive_delete_and_removal_order() -> None:
     m = manifests(settings={"prune": {"currencies": "archive", "accounts": "delete"}})
-    live_accounts = [entity("parent", name="P", emailAddress="p@example.com"),
-                     entity("kid", name="K", emailAddress="k@example.com", parentAccountId="id-parent")]
-    plan = plan_of(m, account=live_accounts, currency=[entity("USD", name="US Dollar", archived=False),
-                                                         entity("OLD", name="Old", archived=True)])
+    live_accounts = [
+        entity("parent", name="P", emailAddress="p@example.com"),
+        entity("kid", name="K", emailAddress="k@example.com", parentAccountId="id-parent"),
+    ]
+    plan = plan_of(
+        m,
+        account=live_accounts,
+        currency=[entity("USD", name="US Dollar", archived=False), entity("OLD", name="Old", archived=True)],
+    )
     assert [(c.action, c.kind, c.key) for c in plan.changes] == [
-        ("delete", "account", "kid"), ("delete", "account", "parent"), ("archive", "currency", "USD")]
+        ("delete", "account", "kid"),
+        ("delete", "account", "parent"),
+        ("archive", "currency", "USD"),
+    ]
     assert plan.changes[1].depends_on == [0]
     assert any("usage data" in w for w in plan.changes[0].warnings)
     assert [(u.kind, u.key) for u in plan.unmanaged] == [("currency", "OLD")]
@@ -142,26 +185,42 @@ def test_explicit_archive_action() -> None:
 
 
 def test_ignore_fields() -> None:
-    m = manifests(settings={"ignoreFields": {"account": ["purchaseOrderNumber", "address"]}},
-                  account=[{"code": "a", "name": "A", "emailAddress": "a@example.com", "purchaseOrderNumber": "X",
-                            "address": {"locality": "Leeds"}}])
-    plan = plan_of(m, account=[entity("a", name="A", emailAddress="a@example.com", purchaseOrderNumber="Y",
-                                      address={"locality": "York"})])
+    m = manifests(
+        settings={"ignoreFields": {"account": ["purchaseOrderNumber", "address"]}},
+        account=[
+            {
+                "code": "a",
+                "name": "A",
+                "emailAddress": "a@example.com",
+                "purchaseOrderNumber": "X",
+                "address": {"locality": "Leeds"},
+            }
+        ],
+    )
+    plan = plan_of(
+        m,
+        account=[
+            entity("a", name="A", emailAddress="a@example.com", purchaseOrderNumber="Y", address={"locality": "York"})
+        ],
+    )
     assert plan.changes == []
 
 
 def test_purchase_order_warning_only_when_changing_existing_number() -> None:
     m = manifests(account=[{"code": "a", "name": "A", "emailAddress": "a@example.com", "purchaseOrderNumber": "PO-2"}])
-    [change] = plan_of(m, account=[entity("a", name="A", emailAddress="a@example.com",
-                                          purchaseOrderNumber="PO-1")]).changes
+    [change] = plan_of(
+        m, account=[entity("a", name="A", emailAddress="a@example.com", purchaseOrderNumber="PO-1")]
+    ).changes
     assert any("purchaseOrderNumber" in w for w in change.warnings)
     [first] = plan_of(m, account=[entity("a", name="A", emailAddress="a@example.com")]).changes
     assert first.warnings == []
 
 
 def test_safety_threshold() -> None:
-    m = manifests(settings={"prune": {"accounts": "delete"}, "safety": {"maxRemovePercent": 30}},
-                  account=[{"code": f"a{i}", "name": "A", "emailAddress": "a@example.com"} for i in range(6)])
+    m = manifests(
+        settings={"prune": {"accounts": "delete"}, "safety": {"maxRemovePercent": 30}},
+        account=[{"code": f"a{i}", "name": "A", "emailAddress": "a@example.com"} for i in range(6)],
+    )
     live = [entity(f"a{i}", name="A", emailAddress="a@example.com") for i in range(10)]
     plan = plan_of(m, account=live)
     assert plan.summary()["delete"] == 4
