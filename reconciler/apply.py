@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler import kinds
-from reconciler.backends.base import Backend, BackendError
+from reconciler.backends.base import Backend, BackendError, NotFoundError
 from reconciler.plan import Change, Plan
 
 Status = Literal["applied", "failed", "skipped"]
@@ -87,7 +87,8 @@ class _RefResolver:
         return str(found["id"])
 
 
-def _execute(backend: Backend, change: Change, refs: _RefResolver) -> None:
+def _execute(backend: Backend, change: Change, refs: _RefResolver) -> str:
+    """Carry out one change; the text returned is a note for the user ("" when none)."""
     kind = kinds.get(change.kind)
     body = refs.resolve(change.body)
     if change.action == "create":
@@ -96,13 +97,19 @@ def _execute(backend: Backend, change: Change, refs: _RefResolver) -> None:
     elif change.action == "delete":
         if change.id is None:
             raise BackendError(f"{change.kind} {change.key} has no id to delete")
-        backend.delete(kind, change.id)
+        try:
+            backend.delete(kind, change.id)
+        except NotFoundError:
+            # Someone removed it between plan and apply: the state the plan asked for holds,
+            # so this is not a failure (and failing would skip nothing useful).
+            return "it was already gone"
     elif kind.singleton:
         backend.put_singleton(kind, body)
     else:
         if change.id is None:
             raise BackendError(f"{change.kind} {change.key} has no id to update")
         backend.update(kind, change.id, body)
+    return ""
 
 
 def apply_changes(
@@ -123,9 +130,11 @@ def apply_changes(
             dependents.setdefault(d, []).append(i)
     workers = max(1, parallelism)
 
+    failed = 0  # kept as a count: summing over every status per report is quadratic in changes
+
     def report() -> None:
         if progress is not None:
-            progress(len(status), total, sum(1 for s in status.values() if s == "failed"))
+            progress(len(status), total, failed)
 
     def skip_dependents(root: int) -> None:
         stack = [root]
@@ -146,7 +155,7 @@ def apply_changes(
             in_phase = set(phase)
             waiting = {i: sum(1 for d in changes[i].depends_on if status.get(d) != "applied") for i in phase}
             ready = deque(i for i in phase if waiting[i] == 0)
-            running: dict[Future[None], int] = {}
+            running: dict[Future[str], int] = {}
             while ready or running:
                 while ready and len(running) < workers:
                     i = ready.popleft()
@@ -160,6 +169,9 @@ def apply_changes(
                     exc = future.exception()
                     if exc is None:
                         status[i] = "applied"
+                        note = future.result()
+                        if note:
+                            messages[i] = note
                         for j in dependents.get(i, []):
                             if j in in_phase:
                                 waiting[j] -= 1
@@ -168,6 +180,7 @@ def apply_changes(
                         report()
                     else:
                         status[i] = "failed"
+                        failed += 1
                         messages[i] = _describe(exc)
                         skip_dependents(i)
             for i in phase:

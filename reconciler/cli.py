@@ -236,7 +236,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, backend: str | None, au
             sys.exit(EXIT_ERROR)
         applied = services.run_apply(result, handle, parallelism=parallelism, progress=_Progress("Applying"))
     for o in applied.outcomes:
-        if o.status != "applied":
+        if o.status != "applied" or o.message:
             click.echo(f"{o.status}: {o.change.action} {o.change.kind} {o.change.key}: {o.message}", err=True)
     click.echo(applied.summary_line(), err=True)
     if not applied.ok:

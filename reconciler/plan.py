@@ -145,6 +145,8 @@ class _Planner:
             str(a["id"]): str(a.get("code")) for a in accounts if "id" in a
         }
         self.account_id_by_code: dict[str, str] = {v: k for k, v in self.account_code_by_id.items()}
+        self._ignored_by_kind: dict[str, list[str]] = {}
+        self._children_by_parent_id: dict[Any, list[str]] | None = None
 
     # -- per kind ----------------------------------------------------------------------------
 
@@ -233,31 +235,43 @@ class _Planner:
         return getattr(self.settings.prune, kind.manifest_key, False)
 
     def _ignored(self, kind: Kind) -> list[str]:
-        return list(getattr(self.settings.ignoreFields, kind.name, []))
+        cached = self._ignored_by_kind.get(kind.name)
+        if cached is None:
+            cached = self._ignored_by_kind[kind.name] = list(getattr(self.settings.ignoreFields, kind.name, []))
+        return cached
 
     def _diff(self, kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[FieldDiff]:
         ignored = self._ignored(kind)
+        ordered_lists = kind.ordered_lists
+        live_get = live.get
         out: list[FieldDiff] = []
         for name, value in desired.items():
+            # The common case first: an equal scalar of the same built-in type (plain str, int,
+            # bool) is never a change; diff_field would say the same, only slower.
+            t = type(value)
+            live_value = live_get(name)
+            if (t is str or t is int or t is bool) and type(live_value) is t and value == live_value \
+                    and name != "parent":
+                continue
             if name in ignored or name == "code":
                 continue
             if name == "parent":
-                live_parent = self.account_code_by_id.get(str(live.get("parentAccountId")))
-                if live.get("parentAccountId") and live_parent is None:
-                    live_parent = str(live.get("parentAccountId"))
+                live_parent = self.account_code_by_id.get(str(live_get("parentAccountId")))
+                if live_get("parentAccountId") and live_parent is None:
+                    live_parent = str(live_get("parentAccountId"))
                 if value != live_parent and not (value is None and live_parent is None):
                     out.append(FieldDiff("parent", live_parent, value))
                 continue
-            out.extend(
-                diff_field(
-                    name,
-                    value,
-                    live.get(name),
-                    partial=name == "address",
-                    ordered=name in kind.ordered_lists,
-                )
+            found = diff_field(
+                name,
+                value,
+                live_value,
+                partial=name == "address",
+                ordered=name in ordered_lists,
             )
-        if ignored:
+            if found:
+                out.extend(found)
+        if ignored and out:
             out = [d for d in out if not any(d.path == f or d.path.startswith(f + ".") for f in ignored)]
         return out
 
@@ -364,7 +378,14 @@ class _Planner:
         parent_id = self.account_id_by_code.get(code)
         if parent_id is None:
             return []
-        return [str(a.get("code")) for a in self.live.of("account") if a.get("parentAccountId") == parent_id]
+        if self._children_by_parent_id is None:
+            # One pass over the live accounts, not one per deleted account (pruning thousands
+            # of accounts in a 100k organization must not be quadratic).
+            index: dict[Any, list[str]] = {}
+            for a in self.live.of("account"):
+                index.setdefault(a.get("parentAccountId"), []).append(str(a.get("code")))
+            self._children_by_parent_id = index
+        return self._children_by_parent_id.get(parent_id, [])
 
     def _account_depths(self) -> dict[str, int]:
         """Depth in the parent tree that results from manifests over live (root = 0)."""

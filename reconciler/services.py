@@ -52,18 +52,30 @@ def _wanted(manifests: Manifests, backend: Backend) -> dict[str, Collection[str]
     """What to read for a plan: whole kinds, or only the codes the manifests name (and the
     codes they refer to) when that is cheaper for this backend and the kind is not pruned,
     since pruning needs to see every live object."""
+    limit = backend.code_lookup_limit
+    wanted: dict[str, Collection[str] | None] = {}
+    candidates: list[kinds.Kind] = []  # kinds small enough in the manifests to look up by code
+    for kind in kinds.KINDS:
+        wanted[kind.name] = None
+        if kind.singleton or limit <= 0:
+            continue
+        pruned = getattr(manifests.settings.prune, kind.manifest_key, False)
+        if not pruned and len(manifests.of_kind(kind.name)) <= limit:
+            candidates.append(kind)
+    if not candidates:
+        return wanted  # every kind is listed whole: no need to collect references
+    targets = {kind.name for kind in candidates}
+    referring = {k.name for k in kinds.KINDS if any(ref.target in targets for ref in k.references)}
     referenced: dict[str, set[str]] = {}
     for obj in manifests:
-        for ref, code in kinds.referenced_codes(kinds.get(obj.kind), obj.fields):
-            referenced.setdefault(ref.target, set()).add(code)
-    wanted: dict[str, Collection[str] | None] = {}
-    for kind in kinds.KINDS:
-        if kind.singleton:
-            wanted[kind.name] = None
+        if obj.kind not in referring:
             continue
+        for ref, code in kinds.referenced_codes(kinds.get(obj.kind), obj.fields):
+            if ref.target in targets:
+                referenced.setdefault(ref.target, set()).add(code)
+    for kind in candidates:
         codes = set(manifests.of_kind(kind.name)) | referenced.get(kind.name, set())
-        pruned = getattr(manifests.settings.prune, kind.manifest_key, False)
-        wanted[kind.name] = codes if (not pruned and 0 < len(codes) <= backend.code_lookup_limit) else None
+        wanted[kind.name] = codes if 0 < len(codes) <= limit else None
     return wanted
 
 

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from reconciler.apply import apply_changes
-from reconciler.backends.base import Backend, Entity, ValidationFailed
+from reconciler.backends.base import Backend, Entity, NotFoundError, ValidationFailed
 from reconciler.kinds import Kind
 from reconciler.plan import Change
 
@@ -54,7 +54,9 @@ class MemoryBackend(Backend):
 
     def delete(self, kind: Kind, entity_id: str) -> Entity:
         self.calls.append(("delete", entity_id))
-        return {}
+        if entity_id not in self.objects.get(kind.name, {}):
+            raise NotFoundError(f"{kind.name} {entity_id} does not exist any more", status=404)
+        return self.objects[kind.name].pop(entity_id)
 
 
 def create(kind: str, code: str, deps: list[int] | None = None, **body: Any) -> Change:
@@ -98,3 +100,20 @@ def test_progress_reports_every_change() -> None:
     changes = [create("creditReason", f"r{i}") for i in range(20)]
     apply_changes(changes, MemoryBackend(fail_codes={"r3"}), parallelism=3, progress=lambda *a: seen.append(a))
     assert seen[-1] == (20, 20, 1)
+
+
+def test_deleting_what_is_already_gone_counts_as_applied_with_a_note() -> None:
+    backend = MemoryBackend()
+    backend.objects["account"] = {"id7": {"id": "id7", "code": "still-here", "version": 1}}
+    changes = [
+        Change("delete", "account", "gone-since-plan", "id9", 1, [], {}),
+        Change("delete", "account", "still-here", "id7", 1, [], {}),
+    ]
+    result = apply_changes(changes, backend, parallelism=2)
+    assert result.ok, result.outcomes
+    assert [(o.status, o.message) for o in result.outcomes] == [
+        ("applied", "it was already gone"),
+        ("applied", ""),
+    ]
+    assert backend.objects["account"] == {}
+    assert result.summary_line() == "Apply: 2 applied, 0 failed, 0 skipped."
