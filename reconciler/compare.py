@@ -109,8 +109,6 @@ def diff_field(
     as ``address``; otherwise a mapping is compared whole and reported key by key.
     """
     t = type(desired)
-    if (t is str or t is bool or t is int) and type(live) is t and desired == live:
-        return []  # the common equal scalar, without the general rules
     live_map: Mapping[str, Any] | None = None
     if t is dict and type(live) is dict:
         live_map = live
@@ -118,19 +116,12 @@ def diff_field(
         live_map = live if isinstance(live, Mapping) else {}
     if live_map is not None:
         get = live_map.get
-        out: list[FieldDiff] | None = None
-        for key, value in desired.items():
-            if not same(value, get(key)):
-                if out is None:
-                    out = []
-                out.append(FieldDiff(f"{name}.{key}", get(key), value))
+        out = [FieldDiff(f"{name}.{key}", get(key), value)
+               for key, value in desired.items() if not same(value, get(key))]
         if not partial:
-            for key, value in live_map.items():
-                if value is not None and key not in desired:
-                    if out is None:
-                        out = []
-                    out.append(FieldDiff(f"{name}.{key}", value, None))
-        return out if out is not None else []
+            out += [FieldDiff(f"{name}.{key}", value, None) for key, value in live_map.items()
+                    if value is not None and key not in desired]
+        return out
     if same(desired, live, ordered=ordered):
         return []
     return [FieldDiff(name, live, desired)]

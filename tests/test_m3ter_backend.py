@@ -225,6 +225,17 @@ def make(
     )
 
 
+def make_real_time(server: FakeM3ter, *, rate_limit: float) -> M3terBackend:
+    """A backend on the real clock with 8 workers, for the tests about threads and pacing."""
+    return M3terBackend(
+        ORG,
+        Credentials(api_key=KEY, api_secret=SECRET),
+        base_url=BASE,
+        options=BackendOptions(rate_limit=rate_limit, parallelism=8),
+        transport=server.transport(),
+    )
+
+
 def fail_times(times: int, make_failure: Callable[[], httpx.Response], method: str = "") -> Hook:
     remaining = [times]
 
@@ -422,13 +433,7 @@ def test_a_ready_token_with_key_and_secret_falls_back_to_renewal() -> None:
 
 def test_token_renewal_happens_once_when_many_threads_need_it() -> None:
     server = FakeM3ter()
-    backend = M3terBackend(
-        ORG,
-        Credentials(api_key=KEY, api_secret=SECRET),
-        base_url=BASE,
-        options=BackendOptions(rate_limit=0, parallelism=8),
-        transport=server.transport(),
-    )
+    backend = make_real_time(server, rate_limit=0)
     backend.get_singleton(ORG_CONFIG)
     server.valid_tokens.clear()
     barrier = threading.Barrier(8)
@@ -568,13 +573,7 @@ def test_fetch_live_reads_kinds_concurrently() -> None:
         return None
 
     server.before.append(slow)
-    backend = M3terBackend(
-        ORG,
-        Credentials(api_key=KEY, api_secret=SECRET),
-        base_url=BASE,
-        options=BackendOptions(rate_limit=1000, parallelism=8),
-        transport=server.transport(),
-    )
+    backend = make_real_time(server, rate_limit=1000)
     live = backend.fetch_live({k.name: None for k in kinds.KINDS} | {"account": ["A1", "A2"]})
     assert set(live) == set(kinds.KIND_NAMES)
     assert [e["code"] for e in live["account"]] == ["A1"]
@@ -911,13 +910,7 @@ def test_backend_requests_are_paced_across_threads_in_real_time() -> None:
         return None
 
     server.before.append(stamp)
-    backend = M3terBackend(
-        ORG,
-        Credentials(api_key=KEY, api_secret=SECRET),
-        base_url=BASE,
-        options=BackendOptions(rate_limit=40, parallelism=8),
-        transport=server.transport(),
-    )
+    backend = make_real_time(server, rate_limit=40)
     codes = iter(range(1000))
     lock = threading.Lock()
 
