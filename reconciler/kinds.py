@@ -143,25 +143,38 @@ def in_apply_order() -> list[Kind]:
     return sorted(KINDS, key=lambda k: k.rank)
 
 
+FieldPath = tuple[str | int, ...]
+
+
 def referenced_codes(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str]]:
     """Yield every (reference, code) that ``fields`` of an object of ``kind`` names."""
+    for ref, code, _ in referenced_fields(kind, fields):
+        yield ref, code
+
+
+def referenced_fields(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str, FieldPath]]:
+    """Every (reference, code, field path) in ``fields``: the path as written (``currency``,
+    ``currencyConversions[0].from``), so that messages can point at the field."""
     for ref in kind.references:
-        yield from ((ref, code) for code in _values_at(fields, ref.path))
+        for code, path in _walk(fields, ref.path.split("."), ()):
+            yield ref, code, path
 
 
-def _values_at(fields: Mapping[str, Any], path: str) -> Iterator[str]:
-    head, _, rest = path.partition(".")
-    if head.endswith("[]"):
-        items = fields.get(head[:-2])
-        if isinstance(items, list):
-            for item in items:
-                if isinstance(item, Mapping):
-                    yield from _values_at(item, rest)
+def _walk(node: Any, parts: list[str], path: FieldPath) -> Iterator[tuple[str, FieldPath]]:
+    """The string values at ``parts`` (``name`` steps into a mapping, ``name[]`` into each
+    item of a list); anything of another shape holds no reference (validation reports it)."""
+    if not parts:
+        if isinstance(node, str):
+            yield node, path
         return
-    value = fields.get(head)
-    if rest:
-        if isinstance(value, Mapping):
-            yield from _values_at(value, rest)
-    elif isinstance(value, str):
-        yield value
+    if not isinstance(node, Mapping):
+        return
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        items = node.get(head[:-2])
+        if isinstance(items, list):
+            for index, item in enumerate(items):
+                yield from _walk(item, rest, (*path, head[:-2], index))
+        return
+    yield from _walk(node.get(head), rest, (*path, head))
 

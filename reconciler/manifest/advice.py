@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from reconciler.manifest.rules import describe
+from reconciler.manifest.messages import describe
 from reconciler.manifest.types import DesiredObject, Manifests
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ The steps, each driven by the kind registry rather than per-kind code:
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +27,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reconciler import kinds
 from reconciler.diagnostics import Diagnostic, Location, Severity
+from reconciler.manifest import advice, rules
 from reconciler.manifest.expand import EnvExpander
-from reconciler.manifest.locate import Locator, best_position, scan
-from reconciler.manifest.messages import display_path, field_errors
+from reconciler.manifest.locate import Locator, best_position, read_text, scan
+from reconciler.manifest.messages import describe, display_path, field_errors
 from reconciler.manifest.models import Settings
 from reconciler.manifest.types import DesiredObject, LoadResult, Manifests, NodePath
 from reconciler.manifest.yaml_events import DocumentBuilder, ParsedDocument, Pos, Problem
@@ -130,16 +132,6 @@ def _loc(file: str, pos: Pos) -> Location:
     return Location(file, pos[0], pos[1])
 
 
-def _describe(kind: Kind, obj: DesiredObject) -> str:
-    """How messages name an object: ``accounts[3] (code 'acme')`` or ``organization``."""
-    if kind.singleton:
-        return kind.manifest_key
-    index = obj.node_path[-1] if obj.node_path else "?"
-    code = obj.fields.get("code") if isinstance(obj.fields, dict) else None
-    named = f" (code {code!r})" if isinstance(code, str) else ""
-    return f"{kind.manifest_key}[{index}]{named}"
-
-
 def _read_document(file: str, doc: ParsedDocument, state: LoadState) -> None:
     """Check one document's shape and collect its objects."""
     data = doc.data
@@ -227,14 +219,10 @@ def _kind_of(value: Any) -> str:
     return "a list" if isinstance(value, list) else "null" if value is None else type(value).__name__
 
 
+@functools.cache
 def _adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
-    adapter = _ADAPTERS.get(model)
-    if adapter is None:
-        adapter = _ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
-    return adapter
-
-
-_ADAPTERS: dict[type[BaseModel], TypeAdapter[list[Any]]] = {}
+    """One bulk validator per model, built on first use (building one costs milliseconds)."""
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
 def _validate(state: LoadState) -> None:
@@ -253,7 +241,7 @@ def _validate(state: LoadState) -> None:
                 for error in exc.errors(include_url=False):
                     by_index.setdefault(int(error["loc"][0]), []).append(error)
                 for index, errors in by_index.items():
-                    _report(kind.model, _describe(kind, chunk[index]), chunk[index], errors, state, skip=1)
+                    _report(kind.model, describe(chunk[index]), chunk[index], errors, state, skip=1)
 
 
 def _validate_settings(state: LoadState) -> Settings:
@@ -283,20 +271,12 @@ def _resolve_pending(state: LoadState) -> list[Diagnostic]:
         by_file.setdefault(pending.file, []).append(pending)
     out: list[Diagnostic] = []
     for file, group in by_file.items():
-        text = _read_quiet(file)
+        text = read_text(file)
         found = scan(text, [p.path for p in group]) if text is not None else {}
         for p in group:
             pos = best_position(found, p.path, p.prefer)
             out.append(Diagnostic(p.severity, p.message, _loc(file, pos) if pos else p.fallback))
     return out
-
-
-def _read_quiet(file: str) -> str | None:
-    try:
-        with open(file, "rb") as handle:
-            return handle.read().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def _problems(file: str, problems: list[Problem], state: LoadState) -> None:
@@ -306,8 +286,6 @@ def _problems(file: str, problems: list[Problem], state: LoadState) -> None:
 
 def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = None) -> LoadResult:
     """Load, validate and cross-check manifests; every problem is a Diagnostic, never a raise."""
-    from reconciler.manifest import advice, rules  # here: they import this module's helpers
-
     state = LoadState(environ=os.environ if environ is None else environ)
     for kind in kinds.KINDS:
         state.objects[kind.name] = {}

@@ -18,6 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from reconciler import kinds
+from reconciler.manifest.types import DesiredObject
+
 _TYPE_WORDS = {
     "string_type": "a string",
     "int_type": "an integer",
@@ -43,6 +46,18 @@ class FieldError:
 
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_$][\w$-]*$")
+
+
+def describe(obj: DesiredObject) -> str:
+    """How messages name an object: ``accounts[3] (code 'acme')`` or ``organization`` (an
+    object whose code is missing or not a string is named by its place alone)."""
+    kind = kinds.get(obj.kind)
+    if kind.singleton:
+        return kind.manifest_key
+    index = obj.node_path[-1] if obj.node_path else "?"
+    code = obj.fields.get("code") if isinstance(obj.fields, dict) else None
+    named = f" (code {code!r})" if isinstance(code, str) else ""
+    return f"{kind.manifest_key}[{index}]{named}"
 
 
 def display_path(path: Sequence[str | int]) -> str:

@@ -9,28 +9,16 @@ it becomes an error when the organization does not hold it either (DESIGN §2).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from reconciler import kinds
 from reconciler.diagnostics import Diagnostic
-from reconciler.manifest.locate import Locator
+from reconciler.manifest.messages import describe, display_path
 from reconciler.manifest.types import DesiredObject, Manifests
 
 if TYPE_CHECKING:
-    from reconciler.kinds import Kind, Reference
     from reconciler.manifest.load import LoadState
-
-FieldPath = tuple[str | int, ...]
-
-
-def describe(obj: DesiredObject) -> str:
-    """How messages name an object: ``accounts[3] (code 'acme')`` or ``organization``."""
-    kind = kinds.get(obj.kind)
-    if kind.singleton:
-        return kind.manifest_key
-    index = obj.node_path[-1] if obj.node_path else "?"
-    return f"{kind.manifest_key}[{index}] (code {obj.key!r})"
 
 
 def check(manifests: Manifests, state: LoadState) -> None:
@@ -104,31 +92,6 @@ def _conversions(manifests: Manifests, state: LoadState) -> None:
             )
 
 
-def references(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str, FieldPath]]:
-    """Every (reference, code, field path) in ``fields``; like ``kinds.referenced_codes`` plus
-    the path of the field, so that messages can point at it."""
-    for ref in kind.references:
-        for code, path in _walk(fields, ref.path.split("."), ()):
-            yield ref, code, path
-
-
-def _walk(node: Any, parts: list[str], path: FieldPath) -> Iterator[tuple[str, FieldPath]]:
-    if not parts:
-        if isinstance(node, str):
-            yield node, path
-        return
-    if not isinstance(node, Mapping):
-        return
-    head, rest = parts[0], parts[1:]
-    if head.endswith("[]"):
-        items = node.get(head[:-2])
-        if isinstance(items, list):
-            for index, item in enumerate(items):
-                yield from _walk(item, rest, (*path, head[:-2], index))
-        return
-    yield from _walk(node.get(head), rest, (*path, head))
-
-
 def reference_diagnostics(
     manifests: Manifests, live_codes: Mapping[str, set[str]] | None
 ) -> list[Diagnostic]:
@@ -136,10 +99,10 @@ def reference_diagnostics(
     when the live organization does not hold them either. One message per missing code,
     placed at its first use and counting the others."""
     declared = {name: set(per_kind) for name, per_kind in manifests.objects.items()}
-    unresolved: dict[tuple[str, str], list[tuple[DesiredObject, FieldPath]]] = {}
+    unresolved: dict[tuple[str, str], list[tuple[DesiredObject, kinds.FieldPath]]] = {}
     for kind in kinds.KINDS:
         for obj in manifests.of_kind(kind.name).values():
-            for ref, code, path in references(kind, obj.fields):
+            for ref, code, path in kinds.referenced_fields(kind, obj.fields):
                 if code in declared.get(ref.target, ()):
                     continue
                 if live_codes is not None and code in live_codes.get(ref.target, ()):
@@ -148,15 +111,11 @@ def reference_diagnostics(
     if not unresolved:
         return []
     firsts = [(uses[0][0], uses[0][1]) for uses in unresolved.values()]
-    locator = manifests._locator
-    if isinstance(locator, Locator):
-        locations = locator.many(firsts)
-    else:
-        locations = [manifests.locate(obj, *path) for obj, path in firsts]
+    locations = manifests.locate_many(firsts)
     out: list[Diagnostic] = []
     for ((target, code), uses), location in zip(unresolved.items(), locations, strict=True):
         obj, path = uses[0]
-        field = _display(path)
+        field = display_path(path)
         others = len(uses) - 1
         also = f" (also referenced by {others} more object{'s' if others != 1 else ''})" if others else ""
         what = "parent account" if target == "account" else target
@@ -173,11 +132,4 @@ def reference_diagnostics(
                 f"the manifests nor present in the organization{also}"
             )
             out.append(Diagnostic("error", message, location))
-    return out
-
-
-def _display(path: FieldPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out

@@ -6,12 +6,15 @@ is unmanaged and an explicit ``None`` means "must be empty", so no model output 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import Diagnostic, Location
 from reconciler.manifest.models import Settings
+
+if TYPE_CHECKING:
+    from reconciler.manifest.locate import Locator
 
 # Path of a node inside one YAML file: (document index, key or list index, ...).
 NodePath = tuple[int | str, ...]
@@ -34,13 +37,19 @@ class Manifests:
     settings_location: Location | None = None
     files: list[str] = field(default_factory=list)
     # Resolves the position of a field inside an object lazily (re-reading the file with
-    # positions only when a message needs one); falls back to the object's location.
-    _locator: Callable[[DesiredObject, tuple[str | int, ...]], Location] | None = None
+    # positions only when a message needs one); without it, the object's location.
+    _locator: Locator | None = None
 
     def locate(self, obj: DesiredObject, *field_path: str | int) -> Location:
         if self._locator is None or not field_path:
             return obj.location
         return self._locator(obj, field_path)
+
+    def locate_many(self, requests: list[tuple[DesiredObject, tuple[str | int, ...]]]) -> list[Location]:
+        """Locations for several (object, field path) at once: one scan per file."""
+        if self._locator is None:
+            return [obj.location for obj, _ in requests]
+        return self._locator.many(requests)
 
     def of_kind(self, kind: str) -> dict[str, DesiredObject]:
         return self.objects.get(kind, {})

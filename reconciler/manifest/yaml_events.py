@@ -182,10 +182,7 @@ def _tagged_scalar(tag: str, value: str) -> Any:
         return None
     if tag in (INT, FLOAT, BOOL, NULL):
         raise UnsupportedTag(f"{value!r} is not a valid {short_tag(tag)} value")
-    raise UnsupportedTag(
-        f"unsupported YAML tag {short_tag(tag)!r}: manifests may hold only plain strings, numbers, "
-        "booleans, null, lists and mappings (the tag was not applied)"
-    )
+    raise UnsupportedTag(_tagged_error(tag))
 
 
 # --- the builder -----------------------------------------------------------------------------
