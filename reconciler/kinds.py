@@ -28,6 +28,10 @@ class Reference:
 
     path: str
     target: str  # kind name
+    steps: tuple[str, ...] = field(init=False)  # ``path`` split at dots, once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.path.split(".")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,33 +152,33 @@ FieldPath = tuple[str | int, ...]
 
 def referenced_codes(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str]]:
     """Yield every (reference, code) that ``fields`` of an object of ``kind`` names."""
-    for ref, code, _ in referenced_fields(kind, fields):
-        yield ref, code
+    for ref in kind.references:
+        for code, _ in _walk(fields, ref.steps, ()):
+            yield ref, code
 
 
 def referenced_fields(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str, FieldPath]]:
     """Every (reference, code, field path) in ``fields``: the path as written (``currency``,
     ``currencyConversions[0].from``), so that messages can point at the field."""
     for ref in kind.references:
-        for code, path in _walk(fields, ref.path.split("."), ()):
+        for code, path in _walk(fields, ref.steps, ()):
             yield ref, code, path
 
 
-def _walk(node: Any, parts: list[str], path: FieldPath) -> Iterator[tuple[str, FieldPath]]:
+def _walk(node: Any, parts: tuple[str, ...], path: FieldPath) -> Iterator[tuple[str, FieldPath]]:
     """The string values at ``parts`` (``name`` steps into a mapping, ``name[]`` into each
-    item of a list); anything of another shape holds no reference (validation reports it)."""
-    if not parts:
-        if isinstance(node, str):
-            yield node, path
-        return
-    if not isinstance(node, Mapping):
-        return
-    head, rest = parts[0], parts[1:]
-    if head.endswith("[]"):
-        items = node.get(head[:-2])
-        if isinstance(items, list):
-            for index, item in enumerate(items):
-                yield from _walk(item, rest, (*path, head[:-2], index))
-        return
-    yield from _walk(node.get(head), rest, (*path, head))
-
+    item of a list); anything of another shape holds no reference (validation reports it).
+    Plain steps loop rather than recurse: this runs for every object of a large plan."""
+    for i, head in enumerate(parts):
+        if not isinstance(node, Mapping):
+            return
+        if head.endswith("[]"):
+            items = node.get(head[:-2])
+            if isinstance(items, list):
+                for index, item in enumerate(items):
+                    yield from _walk(item, parts[i + 1 :], (*path, head[:-2], index))
+            return
+        node = node.get(head)
+        path = (*path, head)
+    if isinstance(node, str):
+        yield node, path
