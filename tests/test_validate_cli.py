@@ -316,6 +316,15 @@ def test_bad_timezone(tmp_path: Path) -> None:
     assert_error(validate(path), path, 2, "timezone: is not an IANA timezone")
 
 
+def test_a_timezone_region_directory_is_refused_not_crashed_on(tmp_path: Path) -> None:
+    # zoneinfo raises IsADirectoryError for a region such as "America" (tzdata holds a folder)
+    path = write(tmp_path, "a.yaml", """
+        organization:
+          timezone: America
+        """)
+    assert_error(validate(path), path, 2, "timezone: is not an IANA timezone")
+
+
 def test_bad_date(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", """
         organization:

@@ -83,16 +83,19 @@ def _account_code(value: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _is_timezone(name: str) -> bool:
+@lru_cache(maxsize=1024)
+def is_timezone(name: str) -> bool:
+    """An IANA name zoneinfo can load. A region directory such as ``America`` makes zoneinfo
+    raise ``IsADirectoryError`` (an OSError), so that counts as "not a timezone" too."""
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
 
 
 def _timezone(value: str) -> str:
-    if not _is_timezone(value):
+    if not is_timezone(value):
         raise ValueError("is not an IANA timezone name such as 'Europe/London' or 'UTC'")
     return value
 
