@@ -92,17 +92,19 @@ import re
 import sqlite3
 import threading
 import uuid
-import zoneinfo
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-import regex
-
-from reconciler.kinds import READ_ONLY_FIELDS
-from reconciler.manifest.models import CUSTOM_FIELD_ENTITY_TYPES
+from reconciler.kinds import KINDS, READ_ONLY_FIELDS
+from reconciler.manifest.models import (
+    ACCOUNT_CODE,
+    CUSTOM_FIELD_ENTITY_TYPES,
+    PICKLIST_CODE,
+    SCHEDULED_BILL_INTERVALS,
+    is_timezone,
+)
 
 FAIL_ENV = "RECONCILER_STORE_FAIL"
 SYSTEM_ACTOR = "system"
@@ -115,11 +117,11 @@ ORG_CONFIG = "organizationConfig"
 CUSTOM_FIELDS = "customFields"
 CURRENCY = "currency"
 ACCOUNT = "account"
-PICKLISTS = ("currency", "creditReason", "debitReason", "transactionType")
-KEYED_KINDS = (*PICKLISTS, ACCOUNT)
-SINGLETONS = (ORG_CONFIG, CUSTOM_FIELDS)
-# The read-only audit fields and the custom-field entity types are the registry's facts.
-READ_ONLY = tuple(sorted(READ_ONLY_FIELDS))
+# Which kinds exist and what shape they have are the registry's facts, as are the read-only
+# audit fields; the code patterns and limits are the manifest models'.
+PICKLISTS = tuple(k.name for k in KINDS if k.archivable)
+KEYED_KINDS = tuple(k.name for k in KINDS if k.keyed)
+SINGLETONS = tuple(k.name for k in KINDS if k.singleton)
 
 
 class _HasName(Protocol):
@@ -154,9 +156,6 @@ class StoreError(Exception):
         self.message = message
         self.status = status if status is not None else self.STATUS.get(kind, 400)
 
-    def to_json(self) -> dict[str, str]:
-        return {"message": self.message}
-
 
 def _invalid(message: str) -> StoreError:
     return StoreError("invalid", message)
@@ -166,13 +165,9 @@ def _invalid(message: str) -> StoreError:
 # A summary of the request schemas in the m3ter OpenAPI subset: enough to refuse garbage with
 # the API's limits. Java patterns are translated (\p{L} via ``regex``; \p{Cntrl}/\s spelled out).
 
-_PICKLIST_CODE = regex.compile(r"^[\p{L}_$][\p{L}_$0-9]*$")
-_VISIBLE = r"[^\x00-\x1f\x7f \t\n\x0b\f\r]"
-_ACCOUNT_CODE = re.compile(rf"^{_VISIBLE}(?:(?:{_VISIBLE}| )*{_VISIBLE})?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
-SCHEDULED_BILL_INTERVALS = (0, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +206,7 @@ _PICKLIST_FIELDS: dict[str, Spec] = {
         required=True,
         min_length=1,
         max_length=80,
-        pattern=_PICKLIST_CODE,
+        pattern=PICKLIST_CODE,
         pattern_hint="must start with a letter, '_' or '$' and hold only letters, digits, '_' and '$'",
     ),
     "name": _NAME,
@@ -236,7 +231,7 @@ REQUEST_SPECS: dict[str, dict[str, Spec]] = {
             required=True,
             min_length=1,
             max_length=80,
-            pattern=_ACCOUNT_CODE,
+            pattern=ACCOUNT_CODE,
             pattern_hint="must not start or end with whitespace nor contain control characters",
         ),
         "name": _NAME,
@@ -305,15 +300,6 @@ REQUEST_SPECS: dict[str, dict[str, Spec]] = {
 }
 
 
-@lru_cache(maxsize=1024)
-def _is_timezone(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
-
-
 def _is_date(value: str) -> bool:
     if len(value) != 10:
         return False
@@ -363,7 +349,7 @@ def _check(value: Any, spec: Spec, path: str, problems: list[str]) -> Any:
             problems.append(f"{path}: must be an ISO date such as 2024-01-31")
         elif spec.fmt == "email" and not _EMAIL.match(value):
             problems.append(f"{path}: must be an e-mail address")
-        elif spec.fmt == "timezone" and not _is_timezone(value):
+        elif spec.fmt == "timezone" and not is_timezone(value):
             problems.append(f"{path}: must be an IANA timezone name such as Europe/London")
         return value
     if t == "boolean":
@@ -446,7 +432,7 @@ def _check_object(
         return {}
     out: dict[str, Any] = {}
     for key, v in value.items():
-        if drop_read_only and key in READ_ONLY:
+        if drop_read_only and key in READ_ONLY_FIELDS:
             continue
         spec = fields.get(key)
         if spec is None:
@@ -625,12 +611,29 @@ CREATE INDEX IF NOT EXISTS ix_entities_parent ON entities (org, parent_id) WHERE
 CREATE INDEX IF NOT EXISTS ix_entities_list ON entities (org, kind, seq);
 """
 
-_CHUNK = 500
 
-
-def _chunks(values: list[str]) -> Iterator[list[str]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i : i + _CHUNK]
+def _filters(
+    org: str,
+    name: str,
+    *,
+    ids: Collection[str] | None,
+    codes: Collection[str] | None,
+    archived: bool | None,
+) -> tuple[builtins.list[str], builtins.list[Any]]:
+    """WHERE terms and parameters for a listing of one kind. ``json_each`` takes any number of
+    ids or codes in one parameter, clear of SQLite's bound-parameter limit."""
+    where = ["org = ?", "kind = ?"]
+    params: builtins.list[Any] = [org, name]
+    if ids is not None:
+        where.append("id IN (SELECT value FROM json_each(?))")
+        params.append(_dumps(builtins.list(ids)))
+    if codes is not None:
+        where.append("code IN (SELECT value FROM json_each(?))")
+        params.append(_dumps(builtins.list(codes)))
+    if archived is not None:
+        where.append("archived = ?")
+        params.append(1 if archived else 0)
+    return where, params
 
 
 # --------------------------------------------------------------------------- the store
@@ -775,21 +778,10 @@ class Store:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
             raise _invalid(f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
         self.ensure_org(org)
-        where = ["org = ?", "kind = ?"]
-        params: builtins.list[Any] = [org, name]
+        where, params = _filters(org, name, ids=ids, codes=codes, archived=archived)
         if next_token:
             where.append("seq < ?")
             params.append(decode_token(next_token))
-        # json_each: any number of values without hitting SQLite's bound-parameter limit
-        if ids is not None:
-            where.append("id IN (SELECT value FROM json_each(?))")
-            params.append(_dumps(builtins.list(ids)))
-        if codes is not None:
-            where.append("code IN (SELECT value FROM json_each(?))")
-            params.append(_dumps(builtins.list(codes)))
-        if archived is not None:
-            where.append("archived = ?")
-            params.append(1 if archived else 0)
         if parent_id is not None:
             where.append("parent_id = ?")
             params.append(parent_id)
@@ -812,33 +804,21 @@ class Store:
         name = _kind_name(kind)
         self.ensure_org(org)
         conn = self._conn()
-        base = "SELECT body FROM entities WHERE org = ? AND kind = ?"
-        extra: builtins.list[Any] = []
-        if archived is not None:
-            base += " AND archived = ?"
-            extra.append(1 if archived else 0)
+        where, params = _filters(org, name, ids=ids, codes=codes, archived=archived)
         if codes is None and ids is None:
             # One JSON array built by SQLite and parsed by one json.loads call: about a third
             # faster than parsing row by row (100k accounts in about a second).
             (joined,) = conn.execute(
-                f"SELECT '[' || coalesce(group_concat(body, ','), '') || ']' FROM ({base} ORDER BY seq DESC)",
-                (org, name, *extra),
+                "SELECT '[' || coalesce(group_concat(body, ','), '') || ']' FROM "
+                f"(SELECT body FROM entities WHERE {' AND '.join(where)} ORDER BY seq DESC)",
+                params,
             ).fetchone()
             result: EntityList = json.loads(joined)
             return result
-        column, values = ("code", codes) if codes is not None else ("id", ids)
-        assert values is not None
-        found: builtins.list[tuple[int, str]] = []
-        for chunk in _chunks(sorted(set(values))):
-            sql = f"SELECT seq, body FROM entities WHERE org = ? AND kind = ? AND {column} IN "
-            sql += f"({','.join('?' * len(chunk))})" + (" AND archived = ?" if archived is not None else "")
-            found.extend(conn.execute(sql, (org, name, *chunk, *extra)).fetchall())
+        # No ORDER BY: sorting in Python keeps SQLite on the (org, kind, code) unique index.
+        found = conn.execute(f"SELECT seq, body FROM entities WHERE {' AND '.join(where)}", params).fetchall()
         found.sort(reverse=True)
-        out = [json.loads(body) for _, body in found]
-        if codes is not None and ids is not None:
-            wanted = set(ids)
-            out = [e for e in out if e.get("id") in wanted]
-        return out
+        return [json.loads(body) for _, body in found]
 
     def count(self, org: str, kind: KindLike) -> int:
         self.ensure_org(org)

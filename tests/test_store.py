@@ -323,6 +323,7 @@ def test_create_validation(store: Store, kind: str, body: Any, expected: str) ->
         ({"currencyConversions": [{"from": "GBP", "to": "USD", "multiplier": 1.2}]}, "currency 'GBP' does not exist"),
         ({"sequenceStartNumber": 2**40}, "at most"),
         ({"typo": 1}, "typo: unknown field"),
+        ({"timezone": "America"}, "timezone"),
     ],
 )
 def test_org_config_validation(store: Store, change: dict[str, Any], expected: str) -> None:
