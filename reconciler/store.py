@@ -961,33 +961,39 @@ class Store:
         name = _kind_name(kind)
         if name not in SINGLETONS:
             raise _invalid(f"{name} is not a singleton")
-        current = self.get_singleton(org, name)
-        return self._replace(org, name, current["id"], body, actor)
+        return self._replace(org, name, None, body, actor)
 
-    def _replace(self, org: str, name: str, entity_id: str, body: Mapping[str, Any], actor: str) -> dict[str, Any]:
+    def _replace(
+        self, org: str, name: str, entity_id: str | None, body: Mapping[str, Any], actor: str
+    ) -> dict[str, Any]:
+        """PUT: ``entity_id`` None for a singleton (the organization's one object of the kind).
+        The row is read once, inside the write transaction that checks and replaces it."""
         if not isinstance(body, Mapping):
             raise _invalid(f"body: must be a JSON object, not {_type_name(body)}")
         self.ensure_org(org)
         conn = self._conn()
-        current = self.find(org, name, entity_id)
-        if current is None:
-            raise StoreError("not_found", f"{name} {entity_id} not found")
-        given = body.get("version")
-        if isinstance(given, bool) or not isinstance(given, int | None):
-            raise _invalid("version: must be an integer")
-        fields = validate_body(name, body)
-        code_of = name if name in SINGLETONS else current.get("code")
-        codes = [code_of, fields.get("code")]
-        err = self._injected("update", name, codes, fields, after=False)
-        if err:
-            raise err
         with self._write(conn):
-            row = conn.execute(
-                "SELECT version, body FROM entities WHERE org = ? AND kind = ? AND id = ?", (org, name, entity_id)
-            ).fetchone()
+            if entity_id is None:
+                row = conn.execute(
+                    "SELECT id, version, body FROM entities WHERE org = ? AND kind = ? ORDER BY seq LIMIT 1",
+                    (org, name),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT id, version, body FROM entities WHERE org = ? AND kind = ? AND id = ?",
+                    (org, name, entity_id),
+                ).fetchone()
             if row is None:
-                raise StoreError("not_found", f"{name} {entity_id} not found")
-            version, stored = row[0], json.loads(row[1])
+                raise StoreError("not_found", f"{name} {entity_id} not found" if entity_id else f"{name} not found")
+            entity_id, version, stored = str(row[0]), row[1], json.loads(row[2])
+            given = body.get("version")
+            if isinstance(given, bool) or not isinstance(given, int | None):
+                raise _invalid("version: must be an integer")
+            fields = validate_body(name, body)
+            codes = [name if name in SINGLETONS else stored.get("code"), fields.get("code")]
+            err = self._injected("update", name, codes, fields, after=False)
+            if err:
+                raise err  # inside the transaction: rolled back, nothing written
             if given != version:
                 shown = "none" if given is None else str(given)
                 raise StoreError(
@@ -1024,13 +1030,6 @@ class Store:
         if name in SINGLETONS:
             raise _invalid(f"{name} is a singleton; it cannot be deleted")
         self.ensure_org(org)
-        current = self.find(org, name, entity_id)
-        if current is None:
-            raise StoreError("not_found", f"{name} {entity_id} not found")
-        codes = [current.get("code")]
-        err = self._injected("delete", name, codes, None, after=False)
-        if err:
-            raise err
         conn = self._conn()
         with self._write(conn):
             row = conn.execute(
@@ -1039,6 +1038,10 @@ class Store:
             if row is None:
                 raise StoreError("not_found", f"{name} {entity_id} not found")
             entity = json.loads(row[0])
+            codes = [entity.get("code")]
+            err = self._injected("delete", name, codes, None, after=False)
+            if err:
+                raise err  # inside the transaction: rolled back, nothing written
             if name == ACCOUNT:
                 (children,) = conn.execute(
                     "SELECT COUNT(*) FROM entities WHERE org = ? AND kind = ? AND parent_id = ?",
