@@ -45,6 +45,7 @@ import base64
 import binascii
 import json
 import math
+import operator
 import re
 import sqlite3
 import urllib.parse
@@ -196,6 +197,14 @@ def _search(accounts: list[dict[str, Any]], request: Request) -> tuple[list[dict
     return page, str(start + size) if more else None
 
 
+_ORDERINGS: dict[str, Callable[[str, str], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
 def _search_test(fld: str, op: str, value: str) -> Callable[[dict[str, Any]], bool]:
     if fld in ("codes", "ids"):
         wanted = set(value.split(","))
@@ -206,13 +215,7 @@ def _search_test(fld: str, op: str, value: str) -> Callable[[dict[str, Any]], bo
     if op == "~":
         low = value.lower()
         return lambda a: str(a.get(fld, "")).lower().startswith(low)
-    compare: dict[str, Callable[[str, str], bool]] = {
-        ">": lambda x, y: x > y,
-        ">=": lambda x, y: x >= y,
-        "<": lambda x, y: x < y,
-        "<=": lambda x, y: x <= y,
-    }
-    fn = compare[op]
+    fn = _ORDERINGS[op]
     return lambda a: fld in a and fn(str(a[fld]), value)
 
 
@@ -241,8 +244,8 @@ class EmulatorApp:
         base = "/organizations/{org}"
         routes = [
             Route("/oauth/token", self.token, methods=["POST"]),
-            Route(f"{base}/accounts/search", self.search_accounts, methods=["GET"]),
-            Route(f"{base}/accounts/{{id}}/children", self.account_children, methods=["GET"]),
+            Route(f"{base}/accounts/search", self._op("account", self.search_accounts), methods=["GET"]),
+            Route(f"{base}/accounts/{{id}}/children", self._op("account", self.account_children), methods=["GET"]),
         ]
         for kind in kinds.KINDS:
             path = f"{base}/{kind.api_path}"
@@ -330,26 +333,20 @@ class EmulatorApp:
         actor = self._actor(request)
         return JSONResponse(await run_in_threadpool(lambda: self.store.delete(org, kind, entity_id, actor=actor)))
 
-    async def account_children(self, request: Request) -> Response:
-        async def handler(_: str, request: Request) -> Response:
-            org, entity_id = request.path_params["org"], request.path_params["id"]
-            size = _page_size(request, self.emulator.config.default_page_size, CHILDREN_MAX)
-            token = request.query_params.get("nextToken") or None
-            items, next_token = await run_in_threadpool(
-                lambda: self.store.children(org, entity_id, page_size=size, next_token=token)
-            )
-            return _page(items, next_token)
+    async def account_children(self, _: str, request: Request) -> Response:
+        org, entity_id = request.path_params["org"], request.path_params["id"]
+        size = _page_size(request, self.emulator.config.default_page_size, CHILDREN_MAX)
+        token = request.query_params.get("nextToken") or None
+        items, next_token = await run_in_threadpool(
+            lambda: self.store.children(org, entity_id, page_size=size, next_token=token)
+        )
+        return _page(items, next_token)
 
-        return await self._op("account", handler)(request)
-
-    async def search_accounts(self, request: Request) -> Response:
-        async def handler(_: str, request: Request) -> Response:
-            org = request.path_params["org"]
-            accounts = await run_in_threadpool(self.store.list_all, org, "account")
-            items, next_token = _search(accounts, request)
-            return _page(items, next_token)
-
-        return await self._op("account", handler)(request)
+    async def search_accounts(self, _: str, request: Request) -> Response:
+        org = request.path_params["org"]
+        accounts = await run_in_threadpool(self.store.list_all, org, "account")
+        items, next_token = _search(accounts, request)
+        return _page(items, next_token)
 
     async def token(self, request: Request) -> Response:
         creds = _basic_credentials(request.headers.get("authorization", ""))
