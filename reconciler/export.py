@@ -63,6 +63,7 @@ are removed; nothing else in DIR is touched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -80,6 +81,7 @@ from pydantic import BaseModel
 
 from reconciler import kinds as registry
 from reconciler.backends.base import Backend, Entity
+from reconciler.compare import is_empty
 from reconciler.diagnostics import ReconcilerError
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
 
@@ -218,10 +220,6 @@ def _number(value: int | float) -> int | float:
     return value
 
 
-def _is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
 def _plain(value: Any) -> Any:
     """A live value as a manifest writes it: numbers by value, strings escaped, maps sorted."""
     if isinstance(value, bool) or value is None:
@@ -255,12 +253,15 @@ class _FieldPlan:
     submodel: type[BaseModel] | None
 
 
-def _field_order(model: type[BaseModel], *, first: Sequence[str] = ()) -> list[_FieldPlan]:
+@functools.cache
+def _field_order(model: type[BaseModel], *, first: tuple[str, ...] = ()) -> tuple[_FieldPlan, ...]:
+    """The fields of ``model`` in the order a manifest writes them (``first`` ahead); cached,
+    since every nested record of every exported object asks again."""
     fields = [
         _FieldPlan(info.alias or name, _submodel(info.annotation)) for name, info in model.model_fields.items()
     ]
     head = [f for name in first for f in fields if f.name == name]
-    return head + [f for f in fields if f.name not in first]
+    return (*head, *(f for f in fields if f.name not in first))
 
 
 def _record(model: type[BaseModel], live: Mapping[str, Any]) -> dict[str, Any]:
@@ -268,7 +269,7 @@ def _record(model: type[BaseModel], live: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in _field_order(model):
         value = live.get(f.name)
-        if not _is_empty(value):
+        if not is_empty(value):
             out[f.name] = _plain(value)
     return out
 
@@ -308,7 +309,7 @@ class _Converter:
     def _parent_code(self, live: Mapping[str, Any]) -> Any:
         assert self.parent is not None
         parent_id = live.get(self.parent[0])
-        if _is_empty(parent_id):
+        if is_empty(parent_id):
             return _DROP
         code = self.account_code_by_id.get(str(parent_id))
         if code is None:
@@ -317,13 +318,11 @@ class _Converter:
         return _escape(code)
 
     def _value(self, f: _FieldPlan, value: Any) -> Any:
-        if _is_empty(value):
+        if is_empty(value):
             return _DROP
         if isinstance(value, bool):
-            if value is False and f.name == "archived" and self.kind.archivable:
-                return _DROP  # the default; absent leaves the flag unmanaged
             if value is False and self.kind.name not in _KEEP_FALSE_KINDS:
-                return _DROP
+                return _DROP  # false is the default (``archived`` included): absent leaves it unmanaged
             return value
         if f.submodel is not None and isinstance(value, Mapping):
             record = _record(f.submodel, value)
@@ -356,12 +355,12 @@ class _Converter:
 
 def _families(accounts: list[Entity], parent_field: str) -> list[list[Entity]]:
     """Root accounts in code order, each with its descendants depth first (parents first)."""
-    by_id = {str(a["id"]): a for a in accounts if a.get("id") is not None}
+    ids = {str(a["id"]) for a in accounts if a.get("id") is not None}
     children: dict[str, list[Entity]] = {}
     roots: list[Entity] = []
     for a in accounts:
         parent_id = a.get(parent_field)
-        if not _is_empty(parent_id) and str(parent_id) in by_id and str(parent_id) != str(a.get("id")):
+        if not is_empty(parent_id) and str(parent_id) in ids and str(parent_id) != str(a.get("id")):
             children.setdefault(str(parent_id), []).append(a)
         else:
             roots.append(a)

@@ -1,5 +1,7 @@
 """The ``export`` command, kept beside :mod:`reconciler.export` and wired into the CLI with
 ``register(cli)``: ``reconciler export --out DIR [--backend B] [--kinds LIST] [--force] [-v]``.
+Like the CLI's own commands it imports its work only when run, so that ``reconciler --help``
+and the other commands do not pay for loading the exporter.
 
 Nothing goes to stdout (there is no report to pipe): the summary, warnings and the list of
 removed stale files go to stderr. Refusals raise :class:`reconciler.export.ExportError`, which
@@ -10,10 +12,10 @@ from __future__ import annotations
 
 import click
 
-from reconciler.export import ExportError, check_out_dir, export_organization, resolve_kinds
-
 
 def _split_kinds(values: tuple[str, ...]) -> list[str] | None:
+    from reconciler.export import ExportError
+
     if not values:
         return None
     names = [part.strip() for value in values for part in value.split(",")]
@@ -40,6 +42,7 @@ def register(cli: click.Group) -> None:
                        verbose: bool) -> None:
         """Write manifests for the whole organization (a starting point for a repository)."""
         from reconciler import services
+        from reconciler.export import check_out_dir, export_organization, resolve_kinds
 
         kinds = _split_kinds(kind_values)
         if kinds is not None:
