@@ -51,10 +51,8 @@ class LocalBackend(Backend):
         try:
             self.store = Store(self.path)
             self.store.ensure_org(org_id)
-        except (sqlite3.Error, OSError, ValueError) as exc:
+        except (sqlite3.Error, OSError, ValueError, StoreError) as exc:  # a StoreError's text is its message
             raise BackendError(f"cannot open the local organization at {self.path}: {exc}") from None
-        except StoreError as exc:
-            raise BackendError(f"cannot open the local organization at {self.path}: {exc.message}") from None
 
     # ---- plumbing
 

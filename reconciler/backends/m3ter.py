@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import builtins
-import math
 import sys
 import threading
 import time
@@ -60,6 +59,7 @@ from reconciler.backends.retry import (
     parse_retry_after,
     request_may_have_arrived,
 )
+from reconciler.compare import same
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
 
 #: At most this many codes per filtered list request ...
@@ -168,12 +168,12 @@ class M3terBackend(Backend):
         for name, codes in wanted.items():
             kind = kinds.get(name)
             if kind.singleton:
-                jobs.append((name, partial(self._singleton_as_list, kind)))
+                jobs.append((name, partial(self.list, kind)))
             else:
                 jobs.extend((name, partial(self._list_all_pages, kind, p)) for p in self._list_requests(kind, codes))
-        results: dict[str, list[Entities]] = {name: [] for name in wanted}
         if not jobs:
             return {name: [] for name in wanted}
+        results: dict[str, list[Entities]] = {name: [] for name in wanted}
         pool = ThreadPoolExecutor(max_workers=min(self._workers, len(jobs)), thread_name_prefix="m3ter-fetch")
         try:
             futures: list[tuple[str, Future[Entities]]] = [(name, pool.submit(job)) for name, job in jobs]
@@ -323,9 +323,6 @@ class M3terBackend(Backend):
                 raise BackendError(f"m3ter repeated a page token while listing {kind.name}; stopping")
             seen_tokens.add(next_token)
 
-    def _singleton_as_list(self, kind: Kind) -> Entities:
-        return [self.get_singleton(kind)]
-
     def _kind_url(self, kind: Kind) -> str:
         return f"{self._org_url}/{kind.api_path}"
 
@@ -432,7 +429,6 @@ class M3terBackend(Backend):
                 status = response.status_code
                 if 200 <= status < 300:
                     return self._json(response, what)
-                message = _api_message(response)
                 if status in (401, 403):
                     if not reauthenticated and self._tokens.can_renew:
                         reauthenticated = True
@@ -442,6 +438,7 @@ class M3terBackend(Backend):
                     raise self._forbidden(status)
                 if status == 404:
                     raise _Missing(f"{what}: not found (404)", after_lost=maybe_applied)
+                message = _api_message(response)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if status == 429:
                     self._count("status_429")
@@ -625,13 +622,7 @@ def _matches(sent: Any, live: Any) -> bool:
         return all(_matches(v, live.get(k)) for k, v in sent.items() if k not in READ_ONLY_FIELDS)
     if isinstance(sent, list):
         return isinstance(live, list) and len(sent) == len(live) and all(map(_matches, sent, live))
-    if sent is None:
-        return live is None or live == "" or live == [] or live == {}
-    if isinstance(sent, bool) or isinstance(live, bool):
-        return sent is live
-    if isinstance(sent, int | float) and isinstance(live, int | float):
-        return math.isclose(sent, live, rel_tol=1e-9, abs_tol=1e-12)
-    return bool(sent == live)
+    return same(sent, live)  # scalars by the planner's rules: numbers by value, None as empty
 
 
 def _api_message(response: httpx.Response) -> str:
