@@ -167,7 +167,15 @@ def _load_plan(paths: Sequence[str], backend_spec: str | None, *, verbose: bool 
 
     loaded = _load_manifests_or_exit(paths)
     with services.open_configured_backend(backend_spec, verbose=verbose) as backend:
-        outcome = services.plan_loaded(loaded, backend)
+        return _plan_or_exit(loaded, backend)
+
+
+def _plan_or_exit(loaded: Any, backend: Any) -> Any:
+    """Plan loaded manifests against ``backend``; errors found only against the live
+    organization (a reference it does not hold) end the command, warnings are printed."""
+    from reconciler import services
+
+    outcome = services.plan_loaded(loaded, backend)
     if not outcome.ok:
         _fail_on_diagnostics(outcome.diagnostics)
     _print_diagnostics([d for d in outcome.diagnostics if not d.is_error])
@@ -220,10 +228,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, backend: str | None, au
             warnings: list[str] = []
         else:
             assert loaded is not None
-            outcome = services.plan_loaded(loaded, handle)
-            if not outcome.ok:
-                _fail_on_diagnostics(outcome.diagnostics)
-            _print_diagnostics([d for d in outcome.diagnostics if not d.is_error])
+            outcome = _plan_or_exit(loaded, handle)
             assert outcome.plan is not None
             result, warnings = outcome.plan, outcome.load_warnings
         click.echo(_render(plan_document(result, redact_pii=redact, extra_warnings=warnings), "text"), nl=False)
