@@ -1,11 +1,12 @@
 """Changes -> backend calls: ordering, bounded concurrency, partial failure.
 
-Creates and updates run first, removals after them (a barrier between the two phases);
-inside a phase a change starts as soon as the changes it depends on have succeeded, up to
-``parallelism`` at a time. When one fails, independent changes still proceed, everything
-that depends on it (transitively) is skipped, and the result says what was applied, what
-failed and what was skipped. Nothing here is backend-specific: re-running a plan after any
-failure converges because the next plan starts from what is live.
+A change starts as soon as every change it depends on (``depends_on``, derived from the
+data by ``reconciler.order``) has succeeded, up to ``parallelism`` at a time; there is no
+other barrier, so the order is exactly what the plan states. When one fails, independent
+changes still proceed, everything that depends on it (transitively) is skipped, and the
+result says what was applied, what failed and what was skipped. Nothing here is
+backend-specific: re-running a plan after any failure converges because the next plan
+starts from what is live.
 """
 
 from __future__ import annotations
@@ -150,43 +151,39 @@ def apply_changes(
         report()
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-        for removal_phase in (False, True):
-            phase = [i for i, c in enumerate(changes) if c.is_removal == removal_phase and i not in status]
-            in_phase = set(phase)
-            waiting = {i: sum(1 for d in changes[i].depends_on if status.get(d) != "applied") for i in phase}
-            ready = deque(i for i in phase if waiting[i] == 0)
-            running: dict[Future[str], int] = {}
-            while ready or running:
-                while ready and len(running) < workers:
-                    i = ready.popleft()
-                    if i not in status:
-                        running[pool.submit(_execute, backend, changes[i], refs)] = i
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i = running.pop(future)
-                    exc = future.exception()
-                    if exc is None:
-                        status[i] = "applied"
-                        note = future.result()
-                        if note:
-                            messages[i] = note
-                        for j in dependents.get(i, []):
-                            if j in in_phase:
-                                waiting[j] -= 1
-                                if waiting[j] == 0:
-                                    ready.append(j)
-                        report()
-                    else:
-                        status[i] = "failed"
-                        failed += 1
-                        messages[i] = _describe(exc)
-                        skip_dependents(i)
-            for i in phase:
-                if i not in status:  # waits on a change outside this phase that never ran
-                    status[i] = "skipped"
-                    messages[i] = "skipped: a change it depends on was not applied"
+        waiting = {i: len(c.depends_on) for i, c in enumerate(changes)}
+        ready = deque(i for i in range(total) if waiting[i] == 0)
+        running: dict[Future[str], int] = {}
+        while ready or running:
+            while ready and len(running) < workers:
+                i = ready.popleft()
+                if i not in status:
+                    running[pool.submit(_execute, backend, changes[i], refs)] = i
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                i = running.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    status[i] = "applied"
+                    note = future.result()
+                    if note:
+                        messages[i] = note
+                    for j in dependents.get(i, []):
+                        waiting[j] -= 1
+                        if waiting[j] == 0:
+                            ready.append(j)
+                    report()
+                else:
+                    status[i] = "failed"
+                    failed += 1
+                    messages[i] = _describe(exc)
+                    skip_dependents(i)
+        for i in range(total):
+            if i not in status:  # depends on a change that is not in this list
+                status[i] = "skipped"
+                messages[i] = "skipped: a change it depends on was not applied"
     return ApplyResult([Outcome(i, c, status.get(i, "skipped"), messages.get(i, "")) for i, c in enumerate(changes)])
 
 

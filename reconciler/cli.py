@@ -154,6 +154,12 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
     if out_file:
         services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
         click.echo(f"Saved plan to {out_file}; apply it with: reconciler apply --plan {out_file}", err=True)
+    if result.blockers:
+        for blocker in result.blockers:
+            click.echo(f"error: {blocker}", err=True)
+        click.echo("The plan cannot succeed as it stands; nothing can be applied until the manifests change.",
+                   err=True)
+        sys.exit(EXIT_ERROR)
     if result.refusals and not force:
         for refusal in result.refusals:
             click.echo(f"error: {refusal}", err=True)

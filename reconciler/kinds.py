@@ -4,7 +4,7 @@ and ordering read, so that adding a kind later is one entry plus its model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,18 +20,49 @@ READ_ONLY_FIELDS: frozenset[str] = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """A field whose value names another object by its code.
+    """A field whose value names another object: the one statement the planner reads to
+    order changes (a referrer waits for its target to exist; a target is removed only after
+    every referrer has let go) and to refuse plans that cannot succeed.
 
     ``path`` is the field as written in a manifest, e.g. ``currency``,
-    ``currencyConversions[].from`` or ``parent``.
+    ``currencyConversions[].from`` or ``parent``; manifests always name the target by code.
+    ``api_path`` is the same field in the API's body when it is spelled differently
+    (``parentAccountId``); with ``by_id`` the API holds the target's id there, not its code.
+    ``blocks`` are the removal actions of the target that m3ter refuses while the reference
+    is held (a currency in use cannot be deleted, a parent with children cannot be deleted);
+    other removals are still ordered after the referrers let go, but not refused.
+    A reference from a kind to itself (``parent``) makes a forest, which the planner keeps
+    acyclic at every step of an apply.
     """
 
     path: str
     target: str  # kind name
+    api_path: str = ""  # defaults to ``path``
+    by_id: bool = False
+    blocks: frozenset[str] = frozenset({"delete"})
+    hint: str = ""  # how to let go of the target, for refusals (e.g. "set parent: null")
     steps: tuple[str, ...] = field(init=False)  # ``path`` split at dots, once
+    api_steps: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.path.split(".")))
+        if not self.api_path:
+            object.__setattr__(self, "api_path", self.path)
+        object.__setattr__(self, "api_steps", tuple(self.api_path.split(".")))
+
+    @property
+    def renamed(self) -> bool:
+        """True when the manifest spells the field differently from the API (and so the
+        planner translates it both ways)."""
+        return self.path != self.api_path or self.by_id
+
+
+@dataclass(frozen=True, slots=True)
+class FieldWarning:
+    """A warning attached to a change of one field, when ``applies(before, after)``."""
+
+    message: str
+    applies: Callable[[Any, Any], bool] = field(default=lambda before, after: True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +74,22 @@ class Kind:
     singleton: bool = False
     archivable: bool = False  # has an ``archived`` flag (picklists)
     deletable: bool = False
-    rank: int = 0  # creates/updates run in ascending rank; removals in descending rank
     page_size: int = 100  # the list endpoint's maximum pageSize
     references: tuple[Reference, ...] = ()
     pii_fields: tuple[str, ...] = ()  # masked by --redact-pii
     # Fields whose list order is meaningful; every other list compares as a multiset.
     ordered_lists: frozenset[str] = field(default_factory=frozenset)
-    # Warnings attached to plan changes touching a field: field -> message.
-    change_warnings: Mapping[str, str] = field(default_factory=dict)
+    # Record-like mappings managed key by key (an absent key keeps its live value); every
+    # other mapping (``customFields``) is managed whole.
+    partial_fields: frozenset[str] = field(default_factory=frozenset)
+    # Warnings attached to plan changes touching a field: top-level field -> warning.
+    change_warnings: Mapping[str, FieldWarning] = field(default_factory=dict)
     delete_warning: str | None = None
+    # Deleting is irreversible in a way m3ter cannot undo (an account's usage data), so
+    # apply needs ``--allow-delete`` besides approval.
+    delete_needs_flag: bool = False
+    # Codes m3ter never lets a plan delete, with the reason and the fix (DESIGN §1).
+    undeletable: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def keyed(self) -> bool:
@@ -62,7 +100,7 @@ class Kind:
         return self.name if self.singleton else str(obj["code"])
 
 
-def _picklist(name: str, key: str, path: str, model: type[BaseModel], *, rank: int = 30) -> Kind:
+def _picklist(name: str, key: str, path: str, model: type[BaseModel], **extra: Any) -> Kind:
     """Picklists share their shape: code + name + archived, archive or delete on removal."""
     return Kind(
         name=name,
@@ -71,29 +109,37 @@ def _picklist(name: str, key: str, path: str, model: type[BaseModel], *, rank: i
         model=model,
         archivable=True,
         deletable=True,
-        rank=rank,
+        **extra,
     )
 
 
 KINDS: tuple[Kind, ...] = (
-    _picklist("currency", "currencies", "currency", models.Currency, rank=10),
+    _picklist(
+        "currency", "currencies", "currency", models.Currency,
+        # seeds/currencies: "you cannot delete the default USD currency ... archive it instead";
+        # the API answers a DELETE of it with an error, so a plan must never contain one.
+        undeletable={
+            "USD": "m3ter does not allow deleting the organization's default USD currency; archive it "
+                   "instead (list it with archived: true, or prune currencies with archive)",
+        },
+    ),
     Kind(
         name="organizationConfig",
         manifest_key="organization",
         api_path="organizationconfig",
         model=models.OrganizationConfig,
         singleton=True,
-        rank=20,
         references=(
-            Reference("currency", "currency"),
-            Reference("currencyConversions[].from", "currency"),
-            Reference("currencyConversions[].to", "currency"),
+            Reference("currency", "currency", hint="set organization.currency to another currency"),
+            Reference("currencyConversions[].from", "currency", hint="remove the conversion from organization"),
+            Reference("currencyConversions[].to", "currency", hint="remove the conversion from organization"),
         ),
         ordered_lists=frozenset({"creditApplicationOrder"}),
         change_warnings={
-            "consolidateBills": (
+            "consolidateBills": FieldWarning(
                 "enabling consolidateBills after bills exist: later bills for a bill date start afresh "
-                "and do not update earlier non-consolidated bills; archive or delete those to avoid conflicts"
+                "and do not update earlier non-consolidated bills; archive or delete those to avoid conflicts",
+                lambda before, after: after is True,
             ),
         },
     ),
@@ -103,7 +149,6 @@ KINDS: tuple[Kind, ...] = (
         api_path="customfields",
         model=models.CustomFields,
         singleton=True,
-        rank=25,
     ),
     _picklist("creditReason", "creditReasons", "creditreasons", models.CreditReason),
     _picklist("debitReason", "debitReasons", "debitreasons", models.DebitReason),
@@ -114,16 +159,23 @@ KINDS: tuple[Kind, ...] = (
         api_path="accounts",
         model=models.Account,
         deletable=True,
-        rank=40,
-        references=(Reference("currency", "currency"), Reference("parent", "account")),
+        references=(
+            Reference("currency", "currency", hint="give it another currency"),
+            Reference("parent", "account", api_path="parentAccountId", by_id=True,
+                      hint="give it another parent (or parent: null), or remove it too"),
+        ),
         pii_fields=("name", "emailAddress", "address"),
         ordered_lists=frozenset({"creditApplicationOrder"}),
+        partial_fields=frozenset({"address"}),
         change_warnings={
-            "purchaseOrderNumber": (
+            "purchaseOrderNumber": FieldWarning(
                 "changing purchaseOrderNumber: bills already generated keep the old number when "
-                "recalculated; delete and regenerate a bill to show the new one"
+                "recalculated; delete and regenerate a bill to show the new one",
+                # setting a first number changes no existing bill
+                lambda before, after: not (before is None or before == ""),
             ),
         },
+        delete_needs_flag=True,
         delete_warning=(
             "deleting an account permanently dissociates its usage data; an account created later "
             "with the same code does not get it back"
@@ -142,19 +194,15 @@ def get(name: str) -> Kind:
     return BY_NAME[name]
 
 
-def in_apply_order() -> list[Kind]:
-    """Kinds in the order creates and updates run (DESIGN §3)."""
-    return sorted(KINDS, key=lambda k: k.rank)
-
-
 FieldPath = tuple[str | int, ...]
 
 
 def referenced_codes(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str]]:
-    """Yield every (reference, code) that ``fields`` of an object of ``kind`` names."""
+    """Yield every (reference, code) that manifest ``fields`` of an object of ``kind`` names."""
     for ref in kind.references:
         for code, _ in _walk(fields, ref.steps, ()):
-            yield ref, code
+            if isinstance(code, str):
+                yield ref, code
 
 
 def referenced_fields(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str, FieldPath]]:
@@ -162,13 +210,23 @@ def referenced_fields(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[R
     ``currencyConversions[0].from``), so that messages can point at the field."""
     for ref in kind.references:
         for code, path in _walk(fields, ref.steps, ()):
-            yield ref, code, path
+            if isinstance(code, str):
+                yield ref, code, path
 
 
-def _walk(node: Any, parts: tuple[str, ...], path: FieldPath) -> Iterator[tuple[str, FieldPath]]:
-    """The string values at ``parts`` (``name`` steps into a mapping, ``name[]`` into each
-    item of a list); anything of another shape holds no reference (validation reports it).
-    Plain steps loop rather than recurse: this runs for every object of a large plan."""
+def api_references(kind: Kind, body: Mapping[str, Any]) -> Iterator[tuple[Reference, Any]]:
+    """Every (reference, value) in an API-shaped object (a live entity or a request body):
+    the value is a code, an id (``by_id``) or a ``{"$ref": ...}`` placeholder."""
+    for ref in kind.references:
+        for value, _ in _walk(body, ref.api_steps, ()):
+            yield ref, value
+
+
+def _walk(node: Any, parts: tuple[str, ...], path: FieldPath) -> Iterator[tuple[Any, FieldPath]]:
+    """The values at ``parts`` (``name`` steps into a mapping, ``name[]`` into each item of
+    a list) that are set (not None, not empty); anything of another shape holds no
+    reference (validation reports it). Plain steps loop rather than recurse: this runs for
+    every object of a large plan."""
     for i, head in enumerate(parts):
         if not isinstance(node, Mapping):
             return
@@ -180,5 +238,5 @@ def _walk(node: Any, parts: tuple[str, ...], path: FieldPath) -> Iterator[tuple[
             return
         node = node.get(head)
         path = (*path, head)
-    if isinstance(node, str):
+    if node is not None and node != "":
         yield node, path

@@ -1,7 +1,14 @@
 """Desired state (manifests) against live state -> an ordered, reviewable list of changes.
 
 The planner never talks to a backend: it is handed a snapshot (:class:`LiveState`) so
-that ``plan``, ``apply`` and ``drift`` share one pure function and tests need no I/O.
+that ``plan``, ``apply`` and ``drift`` share one pure function and tests need no I/O. It
+never names a kind either: what a kind references, which fields it spells differently
+from the API, which mappings are records, all come from the registry (``kinds.py``).
+
+What a reviewer reads is what apply does: each change carries the full request ``body``,
+and its ``diff`` is computed from that body against the live object (:func:`diff_body`),
+never from the manifests separately. A saved plan is checked by computing the same
+function again against live *now*.
 
 Decisions written down here because the contract leaves them open:
 
@@ -9,11 +16,12 @@ Decisions written down here because the contract leaves them open:
   picklist entry listed without ``archived`` is restored (``unarchive``) only when its kind
   is pruned by ``archive`` — reconciler archived it, so listing it again means "bring it
   back". Otherwise ``archived`` absent leaves the flag alone (absent = unmanaged).
-- ``address`` is managed key by key (an absent key keeps its live value); ``customFields``
-  maps are managed whole (names not listed are removed), like organization-level custom
-  fields per entity type.
-- A create body names a parent that is itself being created as
-  ``{"$ref": {"kind": "account", "code": ...}}``; apply swaps in the new id.
+- Record-like mappings (``Kind.partial_fields``: ``address``) are managed key by key (an
+  absent key keeps its live value); other mappings (``customFields``) are managed whole.
+- ``settings.ignoreFields`` entries are top-level field names or dotted paths into a
+  mapping (``address.region``, ``customFields.legacyId``); the body keeps their live value.
+- A create body names a target that is itself being created as
+  ``{"$ref": {"kind": ..., "code": ...}}``; apply swaps in the new id.
 """
 
 from __future__ import annotations
@@ -23,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler import kinds
-from reconciler.compare import FieldDiff, diff_field, is_empty
+from reconciler.compare import FieldDiff, diff_field, is_empty, same
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
-from reconciler.manifest.types import DesiredObject, Manifests
+from reconciler.manifest.types import Manifests
 
 Action = Literal["create", "update", "archive", "unarchive", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "archive", "unarchive", "delete")
@@ -47,7 +55,7 @@ class Change:
 
     @property
     def is_removal(self) -> bool:
-        """Removals run after every create and update (DESIGN §3)."""
+        """An archive that changes nothing but the flag, or a delete: what ``prune`` makes."""
         return self.action == "delete" or (self.action == "archive" and not self.diff_beyond_archived)
 
     @property
@@ -69,12 +77,29 @@ class LiveState:
 
     objects: dict[str, list[Entity]]
     complete: dict[str, bool] = field(default_factory=dict)
+    _codes_by_id: dict[str, dict[str, str]] = field(default_factory=dict)
+    _ids_by_code: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def of(self, kind: str) -> list[Entity]:
         return self.objects.get(kind, [])
 
     def is_complete(self, kind: str) -> bool:
         return self.complete.get(kind, True)
+
+    def code_by_id(self, kind: str) -> dict[str, str]:
+        """id -> code of the live objects of ``kind`` (for references the API holds by id)."""
+        index = self._codes_by_id.get(kind)
+        if index is None:
+            index = {str(e["id"]): str(e.get("code")) for e in self.of(kind) if "id" in e}
+            self._codes_by_id[kind] = index
+        return index
+
+    def id_by_code(self, kind: str) -> dict[str, str]:
+        index = self._ids_by_code.get(kind)
+        if index is None:
+            index = {code: live_id for live_id, code in self.code_by_id(kind).items()}
+            self._ids_by_code[kind] = index
+        return index
 
 
 @dataclass(slots=True)
@@ -87,6 +112,10 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)  # safety limits breached (need --force)
     uncounted: list[str] = field(default_factory=list)  # kinds whose unmanaged were not counted
+    # Plans that cannot succeed (a delete something the plan keeps still needs, a parent
+    # cycle): refused at plan time whatever the flags, each naming the blocker and the fix.
+    blockers: list[str] = field(default_factory=list)
+    max_remove_percent: float = 30.0  # the safety threshold the refusals were computed with
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {a: 0 for a in ACTIONS}
@@ -98,8 +127,8 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.changes)
 
-    def account_deletes(self) -> list[Change]:
-        return [c for c in self.changes if c.action == "delete" and c.kind == "account"]
+    def deletes_of(self, kind: str) -> list[Change]:
+        return [c for c in self.changes if c.action == "delete" and c.kind == kind]
 
 
 # --------------------------------------------------------------------------------------------
@@ -112,23 +141,32 @@ def build_plan(
     organization: str,
     backend: str,
 ) -> Plan:
-    """Compare every managed kind and return the changes in apply order."""
+    """Compare every managed kind and return the changes in an order derived from what
+    each change needs (``reconciler.order``)."""
+    from reconciler.order import order_changes
+
     planner = _Planner(manifests, live)
-    for kind in kinds.in_apply_order():
+    for kind in kinds.KINDS:
         if kind.singleton:
             planner.plan_singleton(kind)
         else:
             planner.plan_keyed(kind)
-    changes = planner.ordered_changes()
+    ordering = order_changes(
+        planner.changes, live, lambda kind, key: key in manifests.of_kind(kind)
+    )
+    limit = float(manifests.settings.safety.maxRemovePercent)
     plan = Plan(
         organization=organization,
         backend=backend,
-        changes=changes,
+        changes=ordering.changes,
         unchanged=planner.unchanged,
         unmanaged=planner.unmanaged,
+        warnings=ordering.warnings,
         uncounted=[k.name for k in kinds.KINDS if k.keyed and not live.is_complete(k.name)],
+        blockers=ordering.blockers,
+        max_remove_percent=limit,
     )
-    plan.refusals = _safety_refusals(plan, manifests, live)
+    plan.refusals = safety_refusals(plan.changes, live, limit)
     return plan
 
 
@@ -140,15 +178,13 @@ class _Planner:
         self.changes: list[Change] = []
         self.unchanged = 0
         self.unmanaged: list[Unmanaged] = []
-        accounts = live.of("account")
-        self.account_code_by_id: dict[str, str] = {
-            str(a["id"]): str(a.get("code")) for a in accounts if "id" in a
+        self.ignored_by_kind: dict[str, tuple[str, ...]] = {
+            k.name: tuple(getattr(self.settings.ignoreFields, k.name, [])) for k in kinds.KINDS
         }
-        self.account_id_by_code: dict[str, str] = {v: k for k, v in self.account_code_by_id.items()}
-        self.ignored_by_kind: dict[str, list[str]] = {
-            k.name: list(getattr(self.settings.ignoreFields, k.name, [])) for k in kinds.KINDS
+        # Manifest fields the API spells differently (``parent`` -> ``parentAccountId``).
+        self.renamed: dict[str, dict[str, kinds.Reference]] = {
+            k.name: {r.path: r for r in k.references if r.renamed and len(r.steps) == 1} for k in kinds.KINDS
         }
-        self._children_by_parent_id: dict[Any, list[str]] | None = None
 
     # -- per kind ----------------------------------------------------------------------------
 
@@ -158,36 +194,21 @@ class _Planner:
             return
         live_items = self.live.of(kind.name)
         live = live_items[0] if live_items else {}
-        diff = self._diff(kind, desired.fields, live)
-        if not diff:
-            self.unchanged += 1
-            return
-        change = Change(
-            action="update",
-            kind=kind.name,
-            key=kind.name,
-            id=live.get("id"),
-            version=live.get("version"),
-            diff=diff,
-            body=self._update_body(kind, desired.fields, live),
-        )
-        change.warnings.extend(_field_warnings(kind, diff))
-        self.changes.append(change)
+        self._plan_existing(kind, kind.name, desired.fields, live, forced_action=None)
 
     def plan_keyed(self, kind: Kind) -> None:
         desired_by_code = self.manifests.of_kind(kind.name)
         live_by_code: dict[str, Entity] = {}
         for entity in self.live.of(kind.name):
             live_by_code.setdefault(str(entity.get("code")), entity)
-        prune_mode = self._prune_mode(kind)
+        prune_mode = getattr(self.settings.prune, kind.manifest_key, False)
 
         for code, desired in desired_by_code.items():
             live = live_by_code.get(code)
             if live is None:
-                self.changes.append(
-                    Change("create", kind.name, code, None, None, self._create_diff(kind, desired),
-                           self._create_body(kind, desired.fields))
-                )
+                body = self._create_body(kind, desired.fields)
+                self.changes.append(Change("create", kind.name, code, None, None,
+                                           diff_body(kind, body, {}, self.live), body))
                 continue
             fields = desired.fields
             if (
@@ -197,18 +218,7 @@ class _Planner:
                 and live.get("archived") is True
             ):
                 fields = {**fields, "archived": False}
-            diff = self._diff(kind, fields, live)
-            if not diff:
-                self.unchanged += 1
-                continue
-            action: Action = "update"
-            for d in diff:
-                if d.path == "archived":
-                    action = "archive" if d.after is True else "unarchive"
-            change = Change(action, kind.name, code, live.get("id"), live.get("version"), diff,
-                            self._update_body(kind, fields, live))
-            change.warnings.extend(_field_warnings(kind, diff))
-            self.changes.append(change)
+            self._plan_existing(kind, code, fields, live, forced_action=None)
 
         for code, live in live_by_code.items():
             if code in desired_by_code:
@@ -217,81 +227,84 @@ class _Planner:
                 if live.get("archived") is True:
                     self.unmanaged.append(Unmanaged(kind.name, code))
                     continue
-                body = _put_body(live)
-                body["archived"] = True
-                change = Change("archive", kind.name, code, live.get("id"), live.get("version"),
-                                [FieldDiff("archived", live.get("archived", False), True)], body)
+                self._plan_existing(kind, code, {"archived": True}, live, forced_action="archive")
             elif prune_mode == "delete" and kind.deletable:
                 change = Change("delete", kind.name, code, live.get("id"), live.get("version"), [], {})
                 if kind.delete_warning:
                     change.warnings.append(kind.delete_warning)
+                self.changes.append(change)
             else:
                 self.unmanaged.append(Unmanaged(kind.name, code))
-                continue
-            change.warnings.extend(self._removal_warnings(kind, code))
-            self.changes.append(change)
 
-    # -- diff and bodies ---------------------------------------------------------------------
+    def _plan_existing(self, kind: Kind, key: str, fields: Mapping[str, Any], live: Entity,
+                       forced_action: Action | None) -> None:
+        if self._same(kind, fields, live):
+            self.unchanged += 1
+            return
+        body = self._update_body(kind, fields, live)
+        diff = diff_body(kind, body, live, self.live)
+        if not diff:  # the quick check is cautious: only the body's diff is authoritative
+            self.unchanged += 1
+            return
+        action: Action = forced_action or "update"
+        for d in diff:
+            if d.path == "archived":
+                action = "archive" if d.after is True else "unarchive"
+        change = Change(action, kind.name, key, live.get("id"), live.get("version"), diff, body)
+        change.warnings.extend(field_warnings(kind, diff))
+        self.changes.append(change)
 
-    def _prune_mode(self, kind: Kind) -> Any:
-        return getattr(self.settings.prune, kind.manifest_key, False)
+    # -- comparison and bodies ---------------------------------------------------------------
 
-    def _diff(self, kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[FieldDiff]:
+    def _same(self, kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+        """A quick check that ``live`` already satisfies ``desired``, without building a
+        body: the equal case is by far the most common (most fields of most objects at
+        100k). It may say "different" where the body's diff then finds nothing; it never
+        says "same" where the body would change something (a property test holds it to that).
+        """
         ignored = self.ignored_by_kind[kind.name]
-        ordered_lists = kind.ordered_lists
+        renamed = self.renamed[kind.name]
         live_get = live.get
-        out: list[FieldDiff] = []
         for name, value in desired.items():
-            # The common case first, before any other rule: an equal scalar of the same plain
-            # type (str, int, bool) is never a change (most fields of most objects at 100k).
             t = type(value)
             live_value = live_get(name)
             if (t is str or t is int or t is bool) and type(live_value) is t and value == live_value \
-                    and name != "parent":
+                    and name not in renamed:
                 continue
-            if name in ignored or name == "code":
+            if name == "code":
                 continue
-            if name == "parent":
-                live_parent = self.account_code_by_id.get(str(live_get("parentAccountId")))
-                if live_get("parentAccountId") and live_parent is None:
-                    live_parent = str(live_get("parentAccountId"))
-                if value != live_parent and not (value is None and live_parent is None):
-                    out.append(FieldDiff("parent", live_parent, value))
-                continue
-            found = diff_field(
-                name,
-                value,
-                live_value,
-                partial=name == "address",
-                ordered=name in ordered_lists,
-            )
-            if found:
-                out.extend(found)
-        if ignored and out:
-            out = [d for d in out if not any(d.path == f or d.path.startswith(f + ".") for f in ignored)]
-        return out
+            if ignored and any(i == name or i.startswith(name + ".") for i in ignored):
+                return False  # rare: let the body decide what the ignored paths leave
+            ref = renamed.get(name)
+            if ref is not None:
+                if value != _code_of(ref, live_get(ref.api_path), self.live):
+                    return False
+            elif name in kind.partial_fields and isinstance(value, Mapping):
+                sub = live_value if isinstance(live_value, Mapping) else {}
+                if not all(same(v, sub.get(k)) for k, v in value.items()):
+                    return False
+            elif not same(value, live_value, ordered=name in kind.ordered_lists):
+                return False
+        return True
 
-    def _create_diff(self, kind: Kind, desired: DesiredObject) -> list[FieldDiff]:
-        return [
-            FieldDiff(name, None, value)
-            for name, value in desired.fields.items()
-            if not is_empty(value)
-        ]
-
-    def _parent_ref(self, code: str) -> Any:
-        live_id = self.account_id_by_code.get(code)
-        if live_id is not None:
-            return live_id
-        return {"$ref": {"kind": "account", "code": code}}
+    def _target_ref(self, ref: kinds.Reference, code: Any) -> Any:
+        """The API value for a manifest reference: the code, or the live id, or a ``$ref``
+        placeholder when the target is created in the same apply."""
+        if not ref.by_id or code is None:
+            return code
+        live_id = self.live.id_by_code(ref.target).get(code)
+        return live_id if live_id is not None else {"$ref": {"kind": ref.target, "code": code}}
 
     def _create_body(self, kind: Kind, desired: Mapping[str, Any]) -> dict[str, Any]:
+        renamed = self.renamed[kind.name]
         body: dict[str, Any] = {}
         for name, value in desired.items():
             if value is None:
                 continue
-            if name == "parent":
-                body["parentAccountId"] = self._parent_ref(value)
-            elif isinstance(value, Mapping) and name == "address":
+            ref = renamed.get(name)
+            if ref is not None:
+                body[ref.api_path] = self._target_ref(ref, value)
+            elif name in kind.partial_fields and isinstance(value, Mapping):
                 body[name] = {k: v for k, v in value.items() if v is not None}
             else:
                 body[name] = value
@@ -300,20 +313,20 @@ class _Planner:
     def _update_body(self, kind: Kind, desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
         """PUT replaces the whole entity: start from the live object so unmanaged and
         ignored fields keep their values, then lay the managed fields over it."""
-        body = _put_body(live)
+        body = put_body(live)
         ignored = self.ignored_by_kind[kind.name]
+        renamed = self.renamed[kind.name]
         for name, value in desired.items():
             if name in ignored:
                 continue
-            if name == "parent":
-                if value is None:
-                    body.pop("parentAccountId", None)
-                else:
-                    body["parentAccountId"] = self._parent_ref(value)
-            elif value is None:
-                body.pop(name, None)
-            elif name == "address" and isinstance(value, Mapping):
-                merged = dict(live.get("address") or {})
+            ref = renamed.get(name)
+            target = ref.api_path if ref is not None else name
+            if value is None:
+                body.pop(target, None)
+            elif ref is not None:
+                body[target] = self._target_ref(ref, value)
+            elif name in kind.partial_fields and isinstance(value, Mapping):
+                merged = dict(live.get(name) or {})
                 for k, v in value.items():
                     if v is None:
                         merged.pop(k, None)
@@ -322,97 +335,74 @@ class _Planner:
                 body[name] = merged
             else:
                 body[name] = value
+        for path in ignored:
+            if "." in path:
+                _keep_live(body, live, path.split("."))
         return body
 
-    def _removal_warnings(self, kind: Kind, code: str) -> list[str]:
-        if kind.name != "currency":
-            return []
-        users = [
-            f"{obj.kind} {obj.key}"
-            for obj in self.manifests
-            if any(ref.target == "currency" and c == code for ref, c in kinds.referenced_codes(
-                kinds.get(obj.kind), obj.fields))
-        ]
-        if not users:
-            return []
-        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
-        return [f"currency {code} is still referenced by {shown}"]
 
-    # -- ordering ----------------------------------------------------------------------------
-
-    def ordered_changes(self) -> list[Change]:
-        """Creates and updates by kind rank, parents before children; then removals in
-        reverse (children before parents, accounts before picklists); dependencies as
-        indexes of earlier changes."""
-        rank = {k.name: k.rank for k in kinds.KINDS}
-        depth = self._account_depths()
-        forward = [c for c in self.changes if not c.is_removal]
-        removals = [c for c in self.changes if c.is_removal]
-        forward.sort(key=lambda c: (rank[c.kind], depth.get(c.key, 0) if c.kind == "account" else 0))
-        removals.sort(key=lambda c: (-rank[c.kind], -depth.get(c.key, 0) if c.kind == "account" else 0))
-        ordered = forward + removals
-        index = {(c.kind, c.key): i for i, c in enumerate(ordered)}
-        creating = {(c.kind, c.key) for c in forward if c.action in ("create", "unarchive")}
-        for i, change in enumerate(ordered):
-            deps: set[int] = set()
-            if not change.is_removal:
-                desired = self.manifests.of_kind(change.kind).get(change.key)
-                if desired is not None:
-                    for ref, code in kinds.referenced_codes(kinds.get(change.kind), desired.fields):
-                        target = (ref.target, code)
-                        if target in creating and target != (change.kind, change.key):
-                            deps.add(index[target])
-            elif change.kind == "account":
-                for child_code in self._live_children(change.key):
-                    j = index.get(("account", child_code))
-                    if j is not None and ordered[j].action == "delete":
-                        deps.add(j)
-            change.depends_on = sorted(d for d in deps if d < i)
-        return ordered
-
-    def _live_children(self, code: str) -> Iterable[str]:
-        parent_id = self.account_id_by_code.get(code)
-        if parent_id is None:
-            return []
-        if self._children_by_parent_id is None:
-            # One pass over the live accounts, not one per deleted account (pruning thousands
-            # of accounts in a 100k organization must not be quadratic).
-            index: dict[Any, list[str]] = {}
-            for a in self.live.of("account"):
-                index.setdefault(a.get("parentAccountId"), []).append(str(a.get("code")))
-            self._children_by_parent_id = index
-        return self._children_by_parent_id.get(parent_id, [])
-
-    def _account_depths(self) -> dict[str, int]:
-        """Depth in the parent tree that results from manifests over live (root = 0)."""
-        parent: dict[str, str | None] = {}
-        for a in self.live.of("account"):
-            p = a.get("parentAccountId")
-            parent[str(a.get("code"))] = self.account_code_by_id.get(str(p)) if p else None
-        for code, obj in self.manifests.of_kind("account").items():
-            if "parent" in obj.fields:
-                parent[code] = obj.fields["parent"]
-        depth: dict[str, int] = {}
-
-        def walk(code: str) -> int:
-            seen: list[str] = []
-            node: str | None = code
-            while node is not None and node not in depth and node not in seen:
-                seen.append(node)
-                node = parent.get(node)
-            base = depth.get(node, 0) if node is not None and node in depth else -1
-            for n in reversed(seen):
-                base += 1
-                depth[n] = base
-            return depth[code]
-
-        for code in parent:
-            if code not in depth:
-                walk(code)
-        return depth
+def _keep_live(body: dict[str, Any], live: Mapping[str, Any], parts: list[str]) -> None:
+    """Put the live value back at a dotted path of ``body`` (or remove it when live has none)."""
+    head, rest = parts[0], parts[1:]
+    node = body.get(head)
+    live_node = live.get(head)
+    if not rest:
+        if live_node is None:
+            body.pop(head, None)
+        else:
+            body[head] = live_node
+        return
+    if not isinstance(node, dict):
+        return
+    node = dict(node)
+    _keep_live(node, live_node if isinstance(live_node, Mapping) else {}, rest)
+    body[head] = node
 
 
-def _put_body(live: Mapping[str, Any]) -> dict[str, Any]:
+def _code_of(ref: kinds.Reference, value: Any, live: LiveState) -> Any:
+    """The code a reference's API value names: the value itself for references by code; for
+    references by id the live object's code (the id itself when that object was not read),
+    or the code inside a ``$ref`` placeholder."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        ref_obj = value.get("$ref")
+        return ref_obj.get("code") if isinstance(ref_obj, dict) else value
+    if not ref.by_id:
+        return value
+    return live.code_by_id(ref.target).get(str(value), str(value))
+
+
+def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], index: LiveState) -> list[FieldDiff]:
+    """Field-level differences between a request body and the live object it replaces (``{}``
+    for a create): exactly what apply will change, in the manifests' terms (``parent`` and
+    codes, not ``parentAccountId`` and ids). Plans and saved-plan checks both use it, so a
+    reviewed diff and the body sent can never disagree."""
+    renamed_api = {r.api_path: r for r in kind.references if r.renamed and len(r.api_steps) == 1}
+    out: list[FieldDiff] = []
+    for name, value in body.items():
+        if name in READ_ONLY_FIELDS:
+            continue
+        live_value = live.get(name)
+        ref = renamed_api.get(name)
+        if ref is not None:
+            before, after = _code_of(ref, live_value, index), _code_of(ref, value, index)
+            if before != after:
+                out.append(FieldDiff(ref.path, before, after))
+            continue
+        out.extend(diff_field(name, value, live_value, ordered=name in kind.ordered_lists))
+    for name, live_value in live.items():
+        if name in body or name in READ_ONLY_FIELDS or is_empty(live_value):
+            continue
+        ref = renamed_api.get(name)
+        if ref is not None:
+            out.append(FieldDiff(ref.path, _code_of(ref, live_value, index), None))
+        else:
+            out.append(FieldDiff(name, live_value, None))
+    return out
+
+
+def put_body(live: Mapping[str, Any]) -> dict[str, Any]:
     """Start of a PUT body: the live object without read-only fields, plus the version read
     (the server rejects a PUT whose version is not the current one)."""
     body = {k: v for k, v in live.items() if k not in READ_ONLY_FIELDS}
@@ -421,28 +411,25 @@ def _put_body(live: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _field_warnings(kind: Kind, diff: list[FieldDiff]) -> list[str]:
+def field_warnings(kind: Kind, diff: Iterable[FieldDiff]) -> list[str]:
+    """The registry's warnings for the fields a change touches, each once."""
     out: list[str] = []
     for d in diff:
-        message = kind.change_warnings.get(d.path.split(".", 1)[0])
-        if message is None:
-            continue
-        if d.path == "purchaseOrderNumber" and is_empty(d.before):
-            continue  # setting a first number changes no existing bill
-        if d.path == "consolidateBills" and d.after is not True:
-            continue
-        out.append(message)
+        warning = kind.change_warnings.get(d.path.split(".", 1)[0])
+        if warning is not None and warning.applies(d.before, d.after) and warning.message not in out:
+            out.append(warning.message)
     return out
 
 
-def _safety_refusals(plan: Plan, manifests: Manifests, live: LiveState) -> list[str]:
-    limit = float(manifests.settings.safety.maxRemovePercent)
+def safety_refusals(changes: list[Change], live: LiveState, limit: float) -> list[str]:
+    """``settings.safety.maxRemovePercent``: removals of more than this share of a kind's live
+    objects (when it has at least 10) need ``--force``. Computed from the changes, so a saved
+    plan's refusals are recomputed, never read from the file."""
     out: list[str] = []
     for kind in kinds.KINDS:
         if kind.singleton:
             continue
-        removing = sum(1 for c in plan.changes if c.kind == kind.name and c.action in REMOVALS
-                       and c.is_removal)
+        removing = sum(1 for c in changes if c.kind == kind.name and c.is_removal)
         total = len(live.of(kind.name))
         if removing == 0 or total < 10:
             continue

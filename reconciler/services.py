@@ -127,13 +127,17 @@ def check_apply_allowed(plan: Plan, *, force: bool, allow_delete: bool) -> None:
     """Refuse the whole plan before any write when a safety rule says so."""
     if plan.refusals and not force:
         raise ApplyRefused("; ".join(plan.refusals))
-    deletes = plan.account_deletes()
-    if deletes and not allow_delete:
-        shown = ", ".join(c.key for c in deletes[:5]) + (" ..." if len(deletes) > 5 else "")
-        raise ApplyRefused(
-            f"the plan deletes {len(deletes)} account(s) ({shown}); deleting an account dissociates its "
-            "usage data for good: re-run with --allow-delete if this is intended"
-        )
+    if plan.blockers:
+        raise ApplyRefused("the plan cannot succeed: " + "; ".join(plan.blockers))
+    for kind in kinds.KINDS:
+        deletes = plan.deletes_of(kind.name) if kind.delete_needs_flag else []
+        if deletes and not allow_delete:
+            shown = ", ".join(c.key for c in deletes[:5]) + (" ..." if len(deletes) > 5 else "")
+            why = kind.delete_warning or "this cannot be undone"
+            raise ApplyRefused(
+                f"the plan deletes {len(deletes)} {kind.name}(s) ({shown}); {why}: "
+                "re-run with --allow-delete if this is intended"
+            )
 
 
 def run_apply(plan: Plan, backend: Backend, *, parallelism: int, progress: Progress | None = None) -> ApplyResult:

@@ -36,6 +36,7 @@ def plan_document(plan: Plan, *, redact_pii: bool = False, extra_warnings: list[
         "uncounted": list(plan.uncounted),
         "warnings": [*(extra_warnings or []), *plan.warnings],
         "refusals": list(plan.refusals),
+        "blockers": list(plan.blockers),
     }
     return redact_document(doc) if redact_pii else doc
 

@@ -1,0 +1,290 @@
+"""Apply order derived from constraints, never from a fixed list of kinds (DESIGN §3).
+
+Each change states what must happen before it, from the data: what it references and what
+references it, live and after the plan. The only input is the registry's ``references``
+of each kind, so a kind registered later brings its constraints with its entry:
+
+1. **A referrer waits for its target.** A change whose object will refer to something that
+   this plan creates or restores runs after that create or unarchive.
+2. **A target is removed after every referrer lets go.** An archive or delete runs after
+   every change that stops referring to it (a delete of the referrer, an update moving it
+   elsewhere) and after every change that still refers to it. When something the plan
+   keeps (a managed object, or an unmanaged live one) still refers to it and m3ter refuses
+   that removal (``Reference.blocks``), the plan is refused here, naming the blocker and the
+   fix, instead of failing in apply.
+3. **Forests stay forests at every step.** For a kind that refers to itself (an account's
+   parent), the plan's end state must be acyclic, and a move under a new parent runs after
+   every move or create above that parent in the end state. Then, whatever the
+   parallelism, when a move runs, the new parent's ancestors are already where the plan
+   puts them, which excludes the node being moved: no intermediate state has a cycle, so no
+   move ever needs to be split into "to the top level, then under the new parent".
+4. **Undeletable objects** (``Kind.undeletable``: the default USD currency) are refused.
+
+The result is a topological order (ties broken by keeping creates and updates before
+removals, then by registry position and the planner's order, so output is stable) with each
+change's ``depends_on`` listing every constraint as indexes of earlier changes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler import kinds
+from reconciler.kinds import Kind, Reference
+from reconciler.plan import Change, LiveState, _code_of
+
+Target = tuple[str, str]  # (kind name, code or singleton key)
+_SHOWN = 5  # referrers named in one refusal
+
+
+@dataclass(slots=True)
+class Ordering:
+    changes: list[Change]
+    blockers: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def order_changes(changes: list[Change], live: LiveState, listed: Callable[[str, str], bool] | None = None,
+                  ) -> Ordering:
+    """Order ``changes`` (any order in; their ``depends_on`` is recomputed, never trusted).
+    ``listed`` tells whether the manifests list an object, for the wording of refusals."""
+    return _Constraints(changes, live, listed).solve()
+
+
+class _Constraints:
+    def __init__(self, changes: list[Change], live: LiveState, listed: Callable[[str, str], bool] | None) -> None:
+        self.changes = changes
+        self.live = live
+        self.listed = listed
+        self.at: dict[Target, int] = {(c.kind, c.key): i for i, c in enumerate(changes)}
+        self.before: list[set[int]] = [set() for _ in changes]  # i -> changes that run before i
+        self.blockers: list[str] = []
+        self.warnings: list[str] = []
+        self.after_refs: list[list[tuple[Reference, str]]] = [
+            [] if c.action == "delete" else list(self._refs(kinds.get(c.kind), c.body)) for c in changes
+        ]
+
+    def _refs(self, kind: Kind, obj: dict[str, Any]) -> Iterator[tuple[Reference, str]]:
+        for ref, value in kinds.api_references(kind, obj):
+            code = _code_of(ref, value, self.live)
+            if code is not None:
+                yield ref, str(code)
+
+    def _after(self, first: int, then: int) -> None:
+        if first != then:
+            self.before[then].add(first)
+
+    def _label(self, target: Target) -> str:
+        kind = kinds.get(target[0])
+        return kind.name if kind.singleton else f"{target[0]} {target[1]}"
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def needs(self) -> None:
+        """Rule 1 (removals of referred targets are rule 2's)."""
+        for i, refs in enumerate(self.after_refs):
+            for ref, code in refs:
+                j = self.at.get((ref.target, code))
+                if j is None or j == i:
+                    continue
+                target = self.changes[j]
+                if target.action in ("create", "unarchive"):
+                    self._after(j, i)
+
+    def releases(self) -> None:
+        """Rule 2: every live referrer of a removed target lets go first, or blocks it."""
+        removed = {(c.kind, c.key): j for j, c in enumerate(self.changes) if c.action in ("archive", "delete")}
+        if not removed:
+            return
+        holders: dict[Target, list[tuple[str, str, Reference, bool]]] = {}  # target -> (kind, key, ref, managed)
+        seen: set[tuple[str, str, str]] = set()
+        target_kinds = {t[0] for t in removed}
+        for kind in kinds.KINDS:
+            if not any(ref.target in target_kinds for ref in kind.references):
+                continue
+            for entity in self.live.of(kind.name):
+                key = kind.key_of(entity) if kind.keyed else kind.name
+                for ref, code in self._refs(kind, entity):
+                    target = (ref.target, code)
+                    if target not in removed:
+                        continue
+                    i = self.at.get((kind.name, key))
+                    if i is not None:
+                        self._after(i, removed[target])
+                        if self.changes[i].action == "delete" or not any(
+                            r.target == ref.target and c == code for r, c in self.after_refs[i]
+                        ):
+                            continue  # this change lets go of the target
+                    if (kind.name, key, ref.target + code) not in seen:
+                        seen.add((kind.name, key, ref.target + code))
+                        managed = i is not None or self.listed is None or self.listed(kind.name, key)
+                        holders.setdefault(target, []).append((kind.name, key, ref, managed))
+        # Changes that start referring to a removed target (not live referrers).
+        for i, refs in enumerate(self.after_refs):
+            change = self.changes[i]
+            for ref, code in refs:
+                target = (ref.target, code)
+                if target in removed and (change.kind, change.key, ref.target + code) not in seen:
+                    seen.add((change.kind, change.key, ref.target + code))
+                    self._after(i, removed[target])
+                    holders.setdefault(target, []).append((change.kind, change.key, ref, True))
+        for target, held in holders.items():
+            removal = self.changes[removed[target]]
+            blocking = [h for h in held if removal.action in h[2].blocks]
+            if blocking:
+                self.blockers.append(self._held_message(removal, blocking))
+            else:
+                names = ", ".join(f"{k} {key}" for k, key, _, _ in held[:_SHOWN])
+                more = f" and {len(held) - _SHOWN} more" if len(held) > _SHOWN else ""
+                removal.warnings.append(f"{names}{more} will still refer to it after it is archived")
+
+    def _held_message(self, removal: Change, held: list[tuple[str, str, Reference, bool]]) -> str:
+        parts = []
+        for kind, key, ref, managed in held[:_SHOWN]:
+            who = self._label((kind, key))
+            fix = ref.hint or f"change {ref.path}"
+            if managed:
+                parts.append(f"{who} refers to it through {ref.path} and the plan keeps that ({fix})")
+            else:
+                parts.append(
+                    f"{who}, which the manifests do not list, refers to it through {ref.path} "
+                    f"(list it with another {ref.path}, or prune it too)"
+                )
+        more = f"; and {len(held) - _SHOWN} more" if len(held) > _SHOWN else ""
+        return (
+            f"cannot {removal.action} {removal.kind} {removal.key}: " + "; ".join(parts) + more
+            + f"; or keep {removal.kind} {removal.key} in the manifests"
+        )
+
+    def forests(self) -> None:
+        """Rule 3 for every kind that refers to itself."""
+        for kind in kinds.KINDS:
+            for ref in kind.references:
+                if ref.target == kind.name:
+                    self._forest(kind, ref)
+
+    def _forest(self, kind: Kind, ref: Reference) -> None:
+        parent_live: dict[str, str | None] = {}
+        for entity in self.live.of(kind.name):
+            code = _code_of(ref, _first(kinds.api_references(kind, entity), ref), self.live)
+            parent_live[kind.key_of(entity)] = None if code is None else str(code)
+        parent_after = dict(parent_live)
+        moving: dict[str, int] = {}  # code -> change that puts it under a new parent
+        for i, change in enumerate(self.changes):
+            if change.kind != kind.name:
+                continue
+            if change.action == "delete":
+                parent_after.pop(change.key, None)
+                continue
+            new = next((c for r, c in self.after_refs[i] if r is ref), None)
+            parent_after[change.key] = new
+            if change.action == "create" or new != parent_live.get(change.key):
+                moving[change.key] = i
+        if not moving:
+            return
+        cycles = _cycles(parent_after)
+        for cycle in cycles:
+            path = " -> ".join([*cycle, cycle[0]])
+            self.blockers.append(
+                f"the plan would make a cycle of {kind.name} {ref.path}s: {path} (each the {ref.path} of the "
+                f"previous); change {ref.path} of one of them in the manifests"
+            )
+        if cycles:
+            return
+        for code, i in moving.items():
+            if self.changes[i].action == "create":
+                continue  # a new object has no descendants, so its create cannot close a cycle
+            node = parent_after.get(code)
+            steps = 0
+            while node is not None and steps <= len(parent_after):
+                j = moving.get(node)
+                if j is not None:
+                    self._after(j, i)
+                node = parent_after.get(node)
+                steps += 1
+
+    def undeletable(self) -> None:
+        """Rule 4."""
+        for change in self.changes:
+            if change.action != "delete":
+                continue
+            reason = kinds.get(change.kind).undeletable.get(change.key)
+            if reason:
+                self.blockers.append(f"cannot delete {change.kind} {change.key}: {reason}")
+
+    # -- order -------------------------------------------------------------------------------
+
+    def solve(self) -> Ordering:
+        self.needs()
+        self.releases()
+        self.forests()
+        self.undeletable()
+        position = {k.name: n for n, k in enumerate(kinds.KINDS)}
+        n_kinds = len(kinds.KINDS)
+
+        def priority(i: int) -> tuple[int, int, int]:
+            c = self.changes[i]
+            if c.is_removal:  # removals of referrers (later kinds) first among ties
+                return (1, n_kinds - position[c.kind], i)
+            return (0, position[c.kind], i)
+
+        waiting = [len(b) for b in self.before]
+        after: list[list[int]] = [[] for _ in self.changes]
+        for i, firsts in enumerate(self.before):
+            for j in firsts:
+                after[j].append(i)
+        heap = [priority(i) for i, w in enumerate(waiting) if w == 0]
+        heapq.heapify(heap)
+        order: list[int] = []
+        while heap:
+            i = heapq.heappop(heap)[2]
+            order.append(i)
+            for k in after[i]:
+                waiting[k] -= 1
+                if waiting[k] == 0:
+                    heapq.heappush(heap, priority(k))
+        if len(order) < len(self.changes):  # cannot happen with the rules above; never hang
+            stuck = [i for i in range(len(self.changes)) if i not in set(order)]
+            shown = ", ".join(f"{self.changes[i].action} {self._label((self.changes[i].kind, self.changes[i].key))}"
+                              for i in stuck[:_SHOWN])
+            self.blockers.append(f"these changes wait for each other and cannot be ordered: {shown}")
+            order.extend(stuck)
+        new_index = {old: new for new, old in enumerate(order)}
+        ordered = []
+        for old in order:
+            change = self.changes[old]
+            change.depends_on = sorted(d for d in (new_index[j] for j in self.before[old]) if d < new_index[old])
+            ordered.append(change)
+        return Ordering(ordered, self.blockers, self.warnings)
+
+
+def _first(found: Iterator[tuple[Reference, Any]], ref: Reference) -> Any:
+    for r, value in found:
+        if r is ref:
+            return value
+    return None
+
+
+def _cycles(parent: dict[str, str | None]) -> list[list[str]]:
+    """Every cycle in a child -> parent map, each once, starting at its smallest code."""
+    state: dict[str, int] = {}  # 1: on the current walk, 2: done
+    cycles: list[list[str]] = []
+    for start in parent:
+        if start in state:
+            continue
+        walk: list[str] = []
+        node: str | None = start
+        while node is not None and node not in state:
+            state[node] = 1
+            walk.append(node)
+            node = parent.get(node)
+        if node is not None and state.get(node) == 1:
+            cycle = walk[walk.index(node):]
+            low = cycle.index(min(cycle))
+            cycles.append(cycle[low:] + cycle[:low])
+        for n in walk:
+            state[n] = 2
+    return cycles
