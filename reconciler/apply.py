@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -195,40 +195,3 @@ def _describe(exc: BaseException) -> str:
 
 def apply_plan(plan: Plan, backend: Backend, *, parallelism: int = 1, progress: Progress | None = None) -> ApplyResult:
     return apply_changes(plan.changes, backend, parallelism=parallelism, progress=progress)
-
-
-# -- saved plans -------------------------------------------------------------------------------
-
-
-def moved_objects(changes: list[Change], backend: Backend) -> list[str]:
-    """Every touched object whose live state is no longer what the saved plan recorded:
-    a create whose code now exists, or an object whose version moved or which vanished."""
-    wanted: dict[str, Collection[str] | None] = {}
-    for change in changes:
-        kind = kinds.get(change.kind)
-        if kind.singleton:
-            wanted[kind.name] = None
-        else:
-            codes = wanted.setdefault(kind.name, set())
-            assert isinstance(codes, set)
-            codes.add(change.key)
-    live = backend.fetch_live(wanted)
-    by_key: dict[tuple[str, str], dict[str, Any]] = {}
-    for kind_name, entities in live.items():
-        kind = kinds.get(kind_name)
-        for entity in entities:
-            by_key[(kind_name, kind.key_of(entity) if kind.keyed else kind.name)] = entity
-    problems: list[str] = []
-    for change in changes:
-        current = by_key.get((change.kind, change.key))
-        label = f"{change.kind} {change.key}"
-        if change.action == "create":
-            if current is not None:
-                problems.append(f"{label} now exists (version {current.get('version')}); the plan expected it absent")
-        elif current is None:
-            problems.append(f"{label} no longer exists; the plan expected version {change.version}")
-        elif current.get("version") != change.version:
-            problems.append(
-                f"{label} is at version {current.get('version')}; the plan recorded version {change.version}"
-            )
-    return problems

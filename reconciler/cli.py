@@ -151,9 +151,10 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
     result = outcome.plan
     click.echo(_render(plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings), fmt),
                nl=False)
-    if out_file:
-        services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
-        click.echo(f"Saved plan to {out_file}; apply it with: reconciler apply --plan {out_file}", err=True)
+    if out_file and not result.blockers:
+        digest = services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
+        click.echo(f"Saved plan to {out_file}; apply exactly it with: reconciler apply --plan {out_file} "
+                   f"--expect-digest {digest}", err=True)
     if result.blockers:
         for blocker in result.blockers:
             click.echo(f"error: {blocker}", err=True)
@@ -200,8 +201,10 @@ def _load_manifests_or_exit(paths: Sequence[str]) -> Any:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False),
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False),
               help="Apply a saved plan exactly, or nothing if anything it touches moved.")
+@click.option("--expect-digest", default=None, metavar="DIGEST",
+              help="With --plan: refuse unless the saved plan's digest is DIGEST (the one a reviewer approved).")
 @_backend_option
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 @click.option("--allow-delete", is_flag=True, help="Permit deleting accounts.")
@@ -212,32 +215,37 @@ def _load_manifests_or_exit(paths: Sequence[str]) -> Any:
               help="Requests per second to the m3ter API.")
 @_redact_option
 @_verbose_option
-def apply(paths: tuple[str, ...], plan_file: str | None, backend: str | None, auto_approve: bool, allow_delete: bool,
-          force: bool, parallelism: int, rate_limit: float, redact_pii: bool | None, verbose: bool) -> None:
+def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | None, backend: str | None,
+          auto_approve: bool, allow_delete: bool, force: bool, parallelism: int, rate_limit: float,
+          redact_pii: bool | None, verbose: bool) -> None:
     """Make the organization match the manifests (or a saved plan)."""
     from reconciler import services
     from reconciler.render import plan_document
+    from reconciler.render.document import redact_document
 
     if bool(paths) == bool(plan_file):
         raise click.UsageError("give manifest PATHs or --plan FILE (one of the two)")
+    if expect_digest and not plan_file:
+        raise click.UsageError("--expect-digest needs --plan FILE")
     if not auto_approve and not sys.stdin.isatty():
         raise click.UsageError("not running on a terminal: pass --auto-approve to apply without confirmation")
     redact = _redact_default() if redact_pii is None else redact_pii
-    saved = services.load_saved_plan(plan_file) if plan_file else None
+    saved = services.read_saved_plan(plan_file, expect_digest=expect_digest) if plan_file else None
     loaded = _load_manifests_or_exit(paths) if saved is None else None
     handle = services.open_configured_backend(backend, rate_limit=rate_limit, parallelism=parallelism,
                                               verbose=verbose)
     with handle:
         if saved is not None:
-            result = saved
-            services.check_saved_plan(result, handle)
-            warnings: list[str] = []
+            result = services.check_saved_plan(saved, handle)
+            # Show the document that was reviewed (its digest included), now proven current.
+            shown = redact_document(saved.doc) if redact else saved.doc
         else:
             assert loaded is not None
             outcome = _plan_or_exit(loaded, handle)
             assert outcome.plan is not None
-            result, warnings = outcome.plan, outcome.load_warnings
-        click.echo(_render(plan_document(result, redact_pii=redact, extra_warnings=warnings), "text"), nl=False)
+            result = outcome.plan
+            shown = plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings)
+        click.echo(_render(shown, "text"), nl=False)
         if not result.has_changes:
             click.echo("Nothing to do.", err=True)
             return

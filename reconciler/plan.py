@@ -116,6 +116,9 @@ class Plan:
     # cycle): refused at plan time whatever the flags, each naming the blocker and the fix.
     blockers: list[str] = field(default_factory=list)
     max_remove_percent: float = 30.0  # the safety threshold the refusals were computed with
+    # Kinds read by code rather than listed whole, and the codes read: a saved plan is
+    # checked against live read the same way, so it sees what the plan saw.
+    read_by_code: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {a: 0 for a in ACTIONS}

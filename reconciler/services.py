@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler import kinds
-from reconciler.apply import ApplyResult, Progress, apply_changes, moved_objects
+from reconciler import kinds, planfile
+from reconciler.apply import ApplyResult, Progress, apply_changes
 from reconciler.backends import BackendOptions, open_backend
 from reconciler.backends.base import Backend
-from reconciler.compare import FieldDiff
 from reconciler.diagnostics import Diagnostic, ReconcilerError
 from reconciler.manifest import load_manifests, reference_diagnostics
 from reconciler.manifest.types import LoadResult, Manifests
-from reconciler.plan import ACTIONS, Change, LiveState, Plan, build_plan
-from reconciler.render.document import FORMAT_VERSION, plan_document
+from reconciler.plan import LiveState, Plan, build_plan
+from reconciler.planfile import SavedPlan
+from reconciler.render.document import plan_document
 
 
 def validate_paths(paths: Sequence[str], backend_spec: str | None = None, *, verbose: bool = False) -> LoadResult:
@@ -55,12 +55,16 @@ def _wanted(manifests: Manifests, backend: Backend) -> dict[str, Collection[str]
     limit = backend.code_lookup_limit
     wanted: dict[str, Collection[str] | None] = {}
     candidates: list[kinds.Kind] = []  # kinds small enough in the manifests to look up by code
+    # A pruned kind is read whole to find what no manifest lists; so is every kind that
+    # refers to a pruned kind, since its live referrers decide whether a removal can go ahead.
+    pruned = {k.name for k in kinds.KINDS if getattr(manifests.settings.prune, k.manifest_key, False)}
     for kind in kinds.KINDS:
         wanted[kind.name] = None
-        if kind.singleton or limit <= 0:
+        if kind.singleton or limit <= 0 or kind.name in pruned:
             continue
-        pruned = getattr(manifests.settings.prune, kind.manifest_key, False)
-        if not pruned and len(manifests.of_kind(kind.name)) <= limit:
+        if any(ref.target in pruned for ref in kind.references):
+            continue
+        if len(manifests.of_kind(kind.name)) <= limit:
             candidates.append(kind)
     if not candidates:
         return wanted  # every kind is listed whole: no need to collect references
@@ -108,6 +112,7 @@ def plan_loaded(result: LoadResult, backend: Backend) -> PlanOutcome:
     if any(d.is_error for d in diagnostics):
         return PlanOutcome(diagnostics)
     plan = build_plan(manifests, live, organization=backend.org_id, backend=backend.name)
+    plan.read_by_code = {name: sorted(codes) for name, codes in wanted.items() if codes is not None}
     return PlanOutcome(diagnostics, plan, [d.format() for d in diagnostics if not d.is_error])
 
 
@@ -147,9 +152,9 @@ def run_apply(plan: Plan, backend: Backend, *, parallelism: int, progress: Progr
 # -- saved plans -------------------------------------------------------------------------------
 
 
-def save_plan(plan: Plan, path: str, *, load_warnings: list[str] | None = None) -> None:
+def save_plan(plan: Plan, path: str, *, load_warnings: list[str] | None = None) -> str:
     """Write the plan unredacted (it is what apply will send) with every touched object's
-    live version, atomically so a half-written plan never exists."""
+    live id and version, atomically so a half-written plan never exists; return its digest."""
     doc = plan_document(plan, redact_pii=False, extra_warnings=load_warnings)
     doc["saved"] = True
     target = Path(path)
@@ -157,60 +162,14 @@ def save_plan(plan: Plan, path: str, *, load_warnings: list[str] | None = None) 
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(target)
+    return str(doc["digest"])
 
 
-def load_saved_plan(path: str) -> Plan:
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReconcilerError(f"{path}: cannot read the saved plan ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("formatVersion") != FORMAT_VERSION or not isinstance(
-        doc.get("changes"), list
-    ):
-        raise ReconcilerError(f"{path}: not a saved plan of formatVersion {FORMAT_VERSION} (write one with plan --out)")
-    if doc.get("redacted"):
-        raise ReconcilerError(f"{path}: this plan is redacted and cannot be applied; save it with plan --out")
-    try:
-        changes = [
-            Change(
-                action=c["action"],
-                kind=kinds.get(c["kind"]).name,
-                key=str(c["key"]),
-                id=c.get("id"),
-                version=c.get("version"),
-                diff=[FieldDiff(d["path"], d.get("before"), d.get("after")) for d in c.get("diff", [])],
-                body=dict(c.get("body") or {}),
-                warnings=list(c.get("warnings") or []),
-                depends_on=[int(i) for i in c.get("dependsOn") or []],
-            )
-            for c in doc["changes"]
-        ]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ReconcilerError(f"{path}: the saved plan is damaged ({exc!r}); plan again") from None
-    if any(c.action not in ACTIONS for c in changes):
-        raise ReconcilerError(f"{path}: the saved plan holds an unknown action; plan again")
-    return Plan(
-        organization=str(doc.get("organization")),
-        backend=str(doc.get("backend")),
-        changes=changes,
-        unchanged=int(doc.get("summary", {}).get("unchanged", 0)),
-        unmanaged=[],
-        warnings=list(doc.get("warnings") or []),
-        refusals=list(doc.get("refusals") or []),
-    )
+def read_saved_plan(path: str, *, expect_digest: str | None = None) -> SavedPlan:
+    """Read a saved plan and check its schema and digest (before any backend is opened)."""
+    return planfile.read_saved_plan(path, expect_digest=expect_digest)
 
 
-def check_saved_plan(plan: Plan, backend: Backend) -> None:
-    """A reviewed plan is applied exactly or not at all: refuse when it was made for another
-    organization or when any object it touches moved since."""
-    if plan.organization != backend.org_id:
-        raise ApplyRefused(
-            f"the saved plan is for organization {plan.organization}, but the backend is organization "
-            f"{backend.org_id}; nothing was changed"
-        )
-    problems = moved_objects(plan.changes, backend)
-    if problems:
-        listed = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-        raise ApplyRefused(
-            f"the organization changed since the plan was saved; nothing was changed. Plan again.\n  {listed}"
-        )
+def check_saved_plan(saved: SavedPlan, backend: Backend) -> Plan:
+    """A reviewed plan is applied exactly or not at all: recompute it against live now."""
+    return planfile.check_against_live(saved, backend)

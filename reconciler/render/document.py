@@ -1,7 +1,15 @@
-"""The plan as a stable JSON document (``formatVersion: 1``) and PII redaction over it."""
+"""The plan as a stable JSON document (``formatVersion: 1``), its digest, and PII redaction.
+
+The digest names the plan a reviewer approved: sha256 over a canonical serialisation
+(sorted keys, no insignificant whitespace, UTF-8) of the unredacted document without the
+presentation-only keys (``digest`` itself, ``saved``, ``redacted``). A redacted plan in a
+CI log therefore shows the same digest as the saved plan file apply will check.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from reconciler import kinds
@@ -9,6 +17,19 @@ from reconciler.plan import Plan
 
 FORMAT_VERSION = 1
 REDACTED = "(redacted)"
+DIGEST_PREFIX = "sha256:"
+_PRESENTATION_KEYS = frozenset({"digest", "saved", "redacted"})
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    """The bytes the digest covers: one spelling for one content, whatever the indentation."""
+    content = {k: v for k, v in doc.items() if k not in _PRESENTATION_KEYS}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def digest_of(doc: dict[str, Any]) -> str:
+    return DIGEST_PREFIX + hashlib.sha256(canonical(doc)).hexdigest()
 
 
 def plan_document(plan: Plan, *, redact_pii: bool = False, extra_warnings: list[str] | None = None) -> dict[str, Any]:
@@ -37,7 +58,10 @@ def plan_document(plan: Plan, *, redact_pii: bool = False, extra_warnings: list[
         "warnings": [*(extra_warnings or []), *plan.warnings],
         "refusals": list(plan.refusals),
         "blockers": list(plan.blockers),
+        "safety": {"maxRemovePercent": plan.max_remove_percent},
+        "readByCode": {kind: list(codes) for kind, codes in plan.read_by_code.items()},
     }
+    doc["digest"] = digest_of(doc)
     return redact_document(doc) if redact_pii else doc
 
 

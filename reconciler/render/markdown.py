@@ -26,8 +26,13 @@ def render_markdown(doc: dict[str, Any], *, title: str = "reconciler plan") -> s
     out.append("")
     out.append(f"**{escape(summary_line(doc['summary'], uncounted=doc.get('uncounted')))}**")
     out.append("")
-    if doc.get("refusals"):
-        for refusal in doc["refusals"]:
+    if doc.get("digest"):
+        out.append(f"Plan digest: `{escape(str(doc['digest']))}`")
+        out.append("")
+    if doc.get("refusals") or doc.get("blockers"):
+        for blocker in doc.get("blockers", []):
+            out.append(f"> :no_entry: **Cannot succeed:** {escape(blocker)}")
+        for refusal in doc.get("refusals", []):
             out.append(f"> :no_entry: **Refused:** {escape(refusal)}")
         out.append("")
     changes = doc["changes"]

@@ -46,6 +46,10 @@ def render_text(doc: dict[str, Any], *, colour: bool = False) -> str:
         lines.append(paint("!", f"warning: {warning}"))
     for refusal in doc.get("refusals", []):
         lines.append(paint("-", f"refused: {refusal}"))
+    for blocker in doc.get("blockers", []):
+        lines.append(paint("-", f"cannot succeed: {blocker}"))
     lines.append("")
     lines.append(summary_line(doc["summary"], uncounted=doc.get("uncounted")))
+    if doc.get("digest"):
+        lines.append(f"Plan digest: {doc['digest']}")
     return "\n".join(lines) + "\n"
