@@ -371,8 +371,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         exc.show()
         sys.exit(EXIT_ERROR if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Abort as exc:
-        if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt: click turns it into Abort
-            click.echo("\nInterrupted.", err=True)
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            # click turns Ctrl-C into Abort (after ending the line on stderr): it is an interrupt
+            click.echo("Interrupted.", err=True)
             sys.exit(interrupt.exit_code(signal.SIGINT))
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_ERROR)
