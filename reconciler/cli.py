@@ -284,17 +284,16 @@ def _json_result(applied: Any) -> str:
 def _report_apply(applied: Any) -> None:
     """Outcomes on stderr: after an interrupt every change is listed, grouped by status, so
     the person knows exactly what happened; otherwise only what needs attention."""
+    from reconciler.apply import STATUSES
+
     if applied.interrupted is not None:
-        shown = sorted(applied.outcomes, key=lambda o: (_STATUS_ORDER.index(o.status), o.index))
+        shown = sorted(applied.outcomes, key=lambda o: (STATUSES.index(o.status), o.index))
     else:
         shown = [o for o in applied.outcomes if o.status != "applied" or o.message]
     for o in shown:
         line = f"{o.status.replace('_', ' ')}: {o.change.action} {o.change.kind} {o.change.key}"
         click.echo(f"{line}: {o.message}" if o.message and o.status != "not_started" else line, err=True)
     click.echo(applied.summary_line(), err=True)
-
-
-_STATUS_ORDER = ("applied", "failed", "skipped", "not_started")
 
 
 @cli.command()
