@@ -7,6 +7,11 @@ changes still proceed, everything that depends on it (transitively) is skipped, 
 result says what was applied, what failed and what was skipped. Nothing here is
 backend-specific: re-running a plan after any failure converges because the next plan
 starts from what is live.
+
+A ``stop`` event (set by the CLI on SIGINT/SIGTERM; this module knows nothing of signals)
+ends the run early: no change starts once it is set, changes already running finish, and
+every change never started is reported ``not_started`` — distinct from ``skipped``, which
+means a change it depends on failed. The next plan then shows exactly those changes.
 """
 
 from __future__ import annotations
@@ -22,8 +27,28 @@ from reconciler import kinds
 from reconciler.backends.base import Backend, BackendError, NotFoundError
 from reconciler.plan import Change, Plan
 
-Status = Literal["applied", "failed", "skipped"]
+Status = Literal["applied", "failed", "skipped", "not_started"]
+STATUSES: tuple[Status, ...] = ("applied", "failed", "skipped", "not_started")
 Progress = Callable[[int, int, int], None]  # done, total, failed
+RESULT_FORMAT_VERSION = 1
+# How long the scheduler blocks at a time waiting for running changes: short, so the main
+# thread keeps returning to Python code (where signal handlers run) even if a wait is not
+# interruptible on some platform.
+_WAIT_SLICE = 0.25
+
+
+class StopRequest(threading.Event):
+    """An Event that also says why the run was asked to stop (shown to people, e.g.
+    "SIGINT"). A plain ``threading.Event`` works as ``stop`` too; the reason is then generic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:  # the first reason is the one that stopped the run
+            self.reason = reason
+        self.set()
 
 
 @dataclass(slots=True)
@@ -37,19 +62,69 @@ class Outcome:
 @dataclass(slots=True)
 class ApplyResult:
     outcomes: list[Outcome] = field(default_factory=list)
+    # Why the run stopped before its end (e.g. "SIGINT"); None when it was not asked to stop.
+    interrupted: str | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
     @property
+    def counts(self) -> dict[Status, int]:
+        return {s: self.count(s) for s in STATUSES}
+
+    @property
     def ok(self) -> bool:
-        return all(o.status == "applied" for o in self.outcomes)
+        return self.interrupted is None and all(o.status == "applied" for o in self.outcomes)
+
+    @property
+    def result(self) -> Literal["applied", "failed", "interrupted"]:
+        if self.interrupted is not None:
+            return "interrupted"
+        return "applied" if self.ok else "failed"
 
     def summary_line(self) -> str:
-        return (
-            f"Apply: {self.count('applied')} applied, {self.count('failed')} failed, "
-            f"{self.count('skipped')} skipped."
-        )
+        c = self.counts
+        if self.interrupted is not None:
+            return (
+                f"Apply interrupted by {self.interrupted}: {c['applied']} applied, {c['failed']} failed, "
+                f"{c['skipped']} skipped, {c['not_started']} not started."
+            )
+        return f"Apply: {c['applied']} applied, {c['failed']} failed, {c['skipped']} skipped."
+
+    def document(self) -> dict[str, Any]:
+        """The stable JSON result of an apply (``apply --format json``; README "Apply result").
+        Lists are in plan order; values are exact (JSON escapes them), never redacted: an
+        entry names a change by kind and key, as the plan does."""
+
+        def entries(status: Status) -> list[dict[str, Any]]:
+            return [
+                {
+                    "index": o.index,
+                    "action": o.change.action,
+                    "kind": o.change.kind,
+                    "key": o.change.key,
+                    "message": o.message,
+                }
+                for o in self.outcomes
+                if o.status == status
+            ]
+
+        c = self.counts
+        return {
+            "formatVersion": RESULT_FORMAT_VERSION,
+            "result": self.result,
+            "signal": self.interrupted,
+            "summary": {
+                "applied": c["applied"],
+                "failed": c["failed"],
+                "skipped": c["skipped"],
+                "notStarted": c["not_started"],
+            },
+            "applied": entries("applied"),
+            "failed": entries("failed"),
+            "skipped": entries("skipped"),
+            "notStarted": entries("not_started"),
+        }
 
 
 class _RefResolver:
@@ -119,8 +194,12 @@ def apply_changes(
     *,
     parallelism: int = 1,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
-    """Run ``changes`` (in plan order, ``depends_on`` pointing at earlier indexes)."""
+    """Run ``changes`` (in plan order, ``depends_on`` pointing at earlier indexes).
+
+    ``stop``: checked before each change starts; once set, the running changes finish and
+    the rest are ``not_started`` (``result.interrupted`` gives the reason)."""
     refs = _RefResolver(backend)
     status: dict[int, Status] = {}
     messages: dict[int, str] = {}
@@ -132,6 +211,19 @@ def apply_changes(
     workers = max(1, parallelism)
 
     failed = 0  # kept as a count: summing over every status per report is quadratic in changes
+
+    def stopping() -> bool:
+        return stop is not None and stop.is_set()
+
+    def never_ran(i: int) -> None:
+        """A change left without an outcome: not started when the run was stopped (its turn
+        never came), else skipped (it waits on a change that did not apply)."""
+        if stopping():
+            status[i] = "not_started"
+            messages[i] = "not started: the apply was interrupted before its turn"
+        else:
+            status[i] = "skipped"
+            messages[i] = "skipped: a change it depends on was not applied"
 
     def report() -> None:
         if progress is not None:
@@ -155,13 +247,13 @@ def apply_changes(
         ready = deque(i for i in range(total) if waiting[i] == 0)
         running: dict[Future[str], int] = {}
         while ready or running:
-            while ready and len(running) < workers:
+            while ready and len(running) < workers and not stopping():
                 i = ready.popleft()
                 if i not in status:
                     running[pool.submit(_execute, backend, changes[i], refs)] = i
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=_WAIT_SLICE, return_when=FIRST_COMPLETED)
             for future in done:
                 i = running.pop(future)
                 exc = future.exception()
@@ -180,11 +272,16 @@ def apply_changes(
                     failed += 1
                     messages[i] = _describe(exc)
                     skip_dependents(i)
-        for i in range(total):
-            if i not in status:  # depends on a change that is not in this list
-                status[i] = "skipped"
-                messages[i] = "skipped: a change it depends on was not applied"
-    return ApplyResult([Outcome(i, c, status.get(i, "skipped"), messages.get(i, "")) for i, c in enumerate(changes)])
+    for i in range(total):
+        if i not in status:  # never started, or waits on a change that is not in this list
+            never_ran(i)
+    interrupted = None
+    if stopping():
+        assert stop is not None
+        interrupted = (stop.reason if isinstance(stop, StopRequest) else None) or "a stop request"
+    return ApplyResult(
+        [Outcome(i, c, status[i], messages.get(i, "")) for i, c in enumerate(changes)], interrupted=interrupted
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -193,5 +290,12 @@ def _describe(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
-def apply_plan(plan: Plan, backend: Backend, *, parallelism: int = 1, progress: Progress | None = None) -> ApplyResult:
-    return apply_changes(plan.changes, backend, parallelism=parallelism, progress=progress)
+def apply_plan(
+    plan: Plan,
+    backend: Backend,
+    *,
+    parallelism: int = 1,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> ApplyResult:
+    return apply_changes(plan.changes, backend, parallelism=parallelism, progress=progress, stop=stop)

@@ -8,6 +8,7 @@ progress, warnings and diagnostics go to stderr. Exit codes: 0 ok / nothing to d
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -116,6 +117,7 @@ class _Progress:
         self.label = label
         self.enabled = sys.stderr.isatty()
         self.last = 0.0
+        self.finished = False
 
     def __call__(self, done: int, total: int, failed: int) -> None:
         if not self.enabled:
@@ -124,8 +126,14 @@ class _Progress:
         if done < total and now - self.last < 0.1:
             return
         self.last = now
+        self.finished = done >= total
         click.echo(f"\r{self.label} {done}/{total}" + (f" ({failed} failed)" if failed else ""), err=True, nl=False)
         if done >= total:
+            click.echo("", err=True)
+
+    def close(self) -> None:
+        """End a progress line an interrupted run left unfinished."""
+        if self.enabled and self.last and not self.finished:
             click.echo("", err=True)
 
 
@@ -213,13 +221,21 @@ def _load_manifests_or_exit(paths: Sequence[str]) -> Any:
               help="Independent changes applied at once.")
 @click.option("--rate-limit", type=click.FloatRange(min=0.1), default=50.0, show_default=True,
               help="Requests per second to the m3ter API.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The result: text on stderr, or json: also one JSON document on stdout (the plan then "
+                   "goes to stderr).")
 @_redact_option
 @_verbose_option
 def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | None, backend: str | None,
-          auto_approve: bool, allow_delete: bool, force: bool, parallelism: int, rate_limit: float,
+          auto_approve: bool, allow_delete: bool, force: bool, parallelism: int, rate_limit: float, fmt: str,
           redact_pii: bool | None, verbose: bool) -> None:
-    """Make the organization match the manifests (or a saved plan)."""
-    from reconciler import services
+    """Make the organization match the manifests (or a saved plan).
+
+    SIGINT or SIGTERM while changes are applied starts no new change, lets the ones in flight
+    finish, lists what was applied, failed and not started, and exits 130 (143 for SIGTERM);
+    a second one exits at once."""
+    from reconciler import interrupt, services
+    from reconciler.apply import ApplyResult
     from reconciler.render import plan_document
     from reconciler.render.document import redact_document
 
@@ -245,22 +261,51 @@ def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | No
             assert outcome.plan is not None
             result = outcome.plan
             shown = plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings)
-        click.echo(_render(shown, "text"), nl=False)
+        # With --format json stdout holds only the result document, so the plan goes to stderr.
+        click.echo(_render(shown, "text"), nl=False, err=fmt == "json")
         if not result.has_changes:
             click.echo("Nothing to do.", err=True)
+            if fmt == "json":
+                click.echo(_json_result(ApplyResult()))
             return
         services.check_apply_allowed(result, force=force, allow_delete=allow_delete)
         if not auto_approve and not click.confirm("Apply these changes?", default=False, err=True):
             click.echo("Nothing was changed.", err=True)
             sys.exit(EXIT_ERROR)
-        applied = services.run_apply(result, handle, parallelism=parallelism, progress=_Progress("Applying"))
-    for o in applied.outcomes:
-        if o.status != "applied" or o.message:
-            click.echo(f"{o.status}: {o.change.action} {o.change.kind} {o.change.key}: {o.message}", err=True)
-    click.echo(applied.summary_line(), err=True)
+        progress = _Progress("Applying")
+        with interrupt.stop_on_signals() as stop:
+            applied = services.run_apply(result, handle, parallelism=parallelism, progress=progress, stop=stop)
+        progress.close()
+    _report_apply(applied)
+    if fmt == "json":
+        click.echo(_json_result(applied))
+    if applied.interrupted is not None:
+        click.echo("Run apply again to finish: the next plan shows exactly the changes not applied.", err=True)
+        sys.exit(interrupt.stop_exit_code(stop) or EXIT_ERROR)
     if not applied.ok:
         click.echo("Some changes did not apply; fix the cause and run apply again: it converges.", err=True)
         sys.exit(EXIT_ERROR)
+
+
+def _json_result(applied: Any) -> str:
+    import json
+
+    return json.dumps(applied.document(), indent=2, ensure_ascii=False)
+
+
+def _report_apply(applied: Any) -> None:
+    """Outcomes on stderr: after an interrupt every change is listed, grouped by status, so
+    the person knows exactly what happened; otherwise only what needs attention."""
+    from reconciler.apply import STATUSES
+
+    if applied.interrupted is not None:
+        shown = sorted(applied.outcomes, key=lambda o: (STATUSES.index(o.status), o.index))
+    else:
+        shown = [o for o in applied.outcomes if o.status != "applied" or o.message]
+    for o in shown:
+        line = f"{o.status.replace('_', ' ')}: {o.change.action} {o.change.kind} {o.change.key}"
+        click.echo(f"{line}: {o.message}" if o.message and o.status != "not_started" else line, err=True)
+    click.echo(applied.summary_line(), err=True)
 
 
 @cli.command()
@@ -323,15 +368,24 @@ def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: any ReconcilerError becomes a one-line message and exit 1, never a traceback."""
+    """Entry point: any ReconcilerError becomes a one-line message and exit 1, never a
+    traceback; Ctrl-C and SIGTERM (outside apply, which reports them itself) one line and
+    exit 130 or 143."""
+    from reconciler import interrupt
+
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False)
+        with interrupt.terminate_raises():
+            cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_ERROR if exc.exit_code == 2 else exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            # click turns Ctrl-C into Abort (after ending the line on stderr): it is an interrupt
+            click.echo("Interrupted.", err=True)
+            sys.exit(interrupt.exit_code(signal.SIGINT))
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_ERROR)
     except ReconcilerError as exc:
@@ -339,7 +393,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        sys.exit(interrupt.exit_code(signal.SIGINT))
+    except interrupt.Terminated as exc:
+        click.echo("Terminated.", err=True)
+        sys.exit(interrupt.exit_code(exc.signum))
 
 
 def _register_plugins() -> None:

@@ -8,6 +8,7 @@ any connection is opened, so nothing is written when they are invalid.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,8 +146,15 @@ def check_apply_allowed(plan: Plan, *, force: bool, allow_delete: bool) -> None:
             )
 
 
-def run_apply(plan: Plan, backend: Backend, *, parallelism: int, progress: Progress | None = None) -> ApplyResult:
-    return apply_changes(plan.changes, backend, parallelism=parallelism, progress=progress)
+def run_apply(
+    plan: Plan,
+    backend: Backend,
+    *,
+    parallelism: int,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> ApplyResult:
+    return apply_changes(plan.changes, backend, parallelism=parallelism, progress=progress, stop=stop)
 
 
 # -- saved plans -------------------------------------------------------------------------------
