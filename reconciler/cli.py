@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from reconciler.diagnostics import Diagnostic, ReconcilerError, sort_key
+from reconciler.safetext import masking_output, safe
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -26,7 +27,7 @@ def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> tuple[int, int]:
     """Errors first, then warnings, each ``FILE:LINE:COL: severity: message`` on stderr."""
     errors = warnings = 0
     for d in sorted(diagnostics, key=sort_key):
-        click.echo(d.format(), err=True)
+        click.echo(d.display(), err=True)
         if d.is_error:
             errors += 1
         else:
@@ -153,10 +154,11 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
                nl=False)
     if out_file:
         services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
-        click.echo(f"Saved plan to {out_file}; apply it with: reconciler apply --plan {out_file}", err=True)
+        shown = safe(out_file)
+        click.echo(f"Saved plan to {shown}; apply it with: reconciler apply --plan {shown}", err=True)
     if result.refusals and not force:
         for refusal in result.refusals:
-            click.echo(f"error: {refusal}", err=True)
+            click.echo(f"error: {safe(refusal, multiline=True)}", err=True)
         sys.exit(EXIT_ERROR)
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)
@@ -242,7 +244,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, backend: str | None, au
         applied = services.run_apply(result, handle, parallelism=parallelism, progress=_Progress("Applying"))
     for o in applied.outcomes:
         if o.status != "applied" or o.message:
-            click.echo(f"{o.status}: {o.change.action} {o.change.kind} {o.change.key}: {o.message}", err=True)
+            click.echo(safe(f"{o.status}: {o.change.action} {o.change.kind} {o.change.key}: {o.message}"), err=True)
     click.echo(applied.summary_line(), err=True)
     if not applied.ok:
         click.echo("Some changes did not apply; fix the cause and run apply again: it converges.", err=True)
@@ -308,20 +310,24 @@ def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: 
         raise ReconcilerError(f"emulator: {exc}") from None
 
 
+@masking_output
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: any ReconcilerError becomes a one-line message and exit 1, never a traceback."""
+    """Entry point: any ReconcilerError becomes a one-line message and exit 1, never a traceback.
+    Error text may carry file names, live values or an API's words: shown through ``safe()``
+    (messages written over several lines keep their line breaks)."""
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
+        exc.message = safe(exc.message, multiline=True)  # it may quote a path or value given
         exc.show()
         sys.exit(EXIT_ERROR if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_ERROR)
     except ReconcilerError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {safe(str(exc), multiline=True)}", err=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
