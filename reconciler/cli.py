@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from reconciler.diagnostics import Diagnostic, ReconcilerError, sort_key
-from reconciler.safetext import masking_output, safe
+from reconciler.safetext import masking_output, safe, visible
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -320,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.message = safe(exc.message, multiline=True)  # it may quote a path or value given
+        # click quotes the values it names with repr (escaped already) but not option names
+        exc.message = visible(exc.message, multiline=True)
         exc.show()
         sys.exit(EXIT_ERROR if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Abort:

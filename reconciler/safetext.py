@@ -81,13 +81,16 @@ def safe(text: str, *, multiline: bool = False) -> str:
     return "".join(out)
 
 
-def visible(encoded: str) -> str:
-    """Escape invisible code points in text that is already in JSON notation (``show()`` of
-    a value), where a backslash starts an escape and must not be doubled again. The result
-    is still valid JSON for every BMP code point (``\\u202e`` is a JSON escape)."""
+def visible(encoded: str, *, multiline: bool = False) -> str:
+    """Escape invisible code points in text whose backslashes are escapes already and must
+    not be doubled again: ``show()``'s JSON (which stays valid JSON for every BMP code point,
+    ``\\u202e`` being a JSON escape), or a message from a library that quotes values with
+    ``repr`` (click)."""
     if encoded.isprintable():
         return encoded
-    return "".join(_escape(ch) if _needs_escape(ch) else ch for ch in encoded)
+    return "".join(
+        ch if ch == "\n" and multiline else _escape(ch) if _needs_escape(ch) else ch for ch in encoded
+    )
 
 
 def quote(text: str) -> str:
