@@ -41,6 +41,7 @@ import html
 import io
 import json
 import os
+import re
 import sys
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -152,17 +153,33 @@ def secret_spellings(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     pairs: dict[str, str] = {}
     for name, value in environ.items():
         if value and len(value) >= MIN_MASKED_LENGTH and is_credential_name(name):
+            label = f"(secret {name})" if _PLAIN_NAME.fullmatch(name) else "(secret)"
             for spelling in _spellings(value):
-                pairs.setdefault(spelling, f"(secret {name})")
+                pairs.setdefault(spelling, label)
     return sorted(pairs.items(), key=lambda p: (-len(p[0]), p[0]))
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")  # a name that cannot break JSON or markdown
+_CUT_MARKS = ("…", "...")  # how show() and messages shorten long values
 
 
 def mask(text: str, secrets: Sequence[tuple[str, str]]) -> str:
     """``text`` with every spelling of a secret replaced (the replacement holds no quote or
-    backslash, so a masked JSON document is still valid JSON)."""
+    backslash, so a masked JSON document is still valid JSON). A value shortened for display
+    (``show()`` cuts at 120 characters) can show a secret's beginning followed by a cut
+    mark: that prefix is masked too, when it is at least ``MIN_MASKED_LENGTH`` long."""
     for spelling, replacement in secrets:
         if spelling in text:
             text = text.replace(spelling, replacement)
+        head = spelling[:MIN_MASKED_LENGTH]
+        start = text.find(head)
+        while start != -1:
+            for cut in _CUT_MARKS:
+                end = text.find(cut, start)
+                if end != -1 and spelling.startswith(text[start:end]):
+                    text = f"{text[:start]}{replacement}{cut}{text[end + len(cut):]}"
+                    break
+            start = text.find(head, start + 1)
     return text
 
 

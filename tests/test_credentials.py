@@ -100,3 +100,13 @@ def test_saved_plan_keeps_exact_values_so_apply_sends_them(tmp_path: Path, local
     again = run_cli("plan", str(tmp_path / "m"), "--backend", local_backend, "--format", "json",
                        "--detailed-exitcode")
     assert again.code == 0, again.output  # live now holds the exact value: nothing to change
+
+
+def test_a_long_secret_cut_short_for_display_is_masked_too(tmp_path: Path, local_backend: str) -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9." + "x" * 150  # longer than the 120 characters a value shows
+    write(tmp_path, "m/a.yaml", f'accounts:\n  - {{code: acme, name: "{token}", emailAddress: a@x.example}}\n')
+    result = run_cli("plan", str(tmp_path / "m"), "--backend", local_backend, "--no-redact-pii",
+                     env={"M3TER_API_TOKEN": token, "M3TER_ORG_ID": "org-1"})
+    assert result.code == 0, result.output
+    assert "eyJhbGciOiJSUzI1NiJ9" not in result.output
+    assert '+ name: "(secret M3TER_API_TOKEN)…' in result.stdout
