@@ -158,7 +158,7 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
         click.echo(f"Saved plan to {shown}; apply it with: reconciler apply --plan {shown}", err=True)
     if result.refusals and not force:
         for refusal in result.refusals:
-            click.echo(f"error: {safe(refusal, multiline=True)}", err=True)
+            click.echo(f"error: {safe(refusal)}", err=True)
         sys.exit(EXIT_ERROR)
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)

@@ -68,7 +68,9 @@ def _needs_escape(ch: str) -> bool:
 def safe(text: str, *, multiline: bool = False) -> str:
     """``text`` as people should see it: invisible and control code points as escapes,
     backslashes doubled. ``multiline`` keeps newlines as line breaks (for messages written
-    over several lines on purpose); otherwise the value stays on one line."""
+    over several lines on purpose), and indents every continuation line that is not
+    indented already, so a value holding a newline cannot forge a line of its own (an
+    ``error:`` that seems to start a new message); otherwise the value stays on one line."""
     if text.isprintable() and "\\" not in text:
         return text  # the common case costs one C-level scan
     out: list[str] = []
@@ -79,19 +81,24 @@ def safe(text: str, *, multiline: bool = False) -> str:
             out.append(_escape(ch))
         else:
             out.append(ch)
-    return "".join(out)
+    shown = "".join(out)
+    return _CONTINUATION.sub("\n  ", shown) if multiline else shown
+
+
+_CONTINUATION = re.compile(r"\n(?=[^\s])")
 
 
 def visible(encoded: str, *, multiline: bool = False) -> str:
     """Escape invisible code points in text whose backslashes are escapes already and must
     not be doubled again: ``show()``'s JSON (which stays valid JSON for every BMP code point,
     ``\\u202e`` being a JSON escape), or a message from a library that quotes values with
-    ``repr`` (click)."""
+    ``repr`` (click). ``multiline`` as for :func:`safe`."""
     if encoded.isprintable():
         return encoded
-    return "".join(
+    shown = "".join(
         ch if ch == "\n" and multiline else _escape(ch) if _needs_escape(ch) else ch for ch in encoded
     )
+    return _CONTINUATION.sub("\n  ", shown) if multiline else shown
 
 
 def quote(text: str) -> str:

@@ -59,8 +59,10 @@ def test_safe_escapes_what_can_hide_or_act(raw: str, shown: str) -> None:
     assert safe(raw) == shown
 
 
-def test_safe_multiline_keeps_only_line_breaks() -> None:
-    assert safe("first\nsecond\x1b[2J\t", multiline=True) == "first\nsecond\\u001b[2J\\t"
+def test_safe_multiline_keeps_only_line_breaks_and_indents_continuations() -> None:
+    assert safe("first\n  second\x1b[2J\t", multiline=True) == "first\n  second\\u001b[2J\\t"
+    # a value with a newline cannot pass for a message of its own
+    assert safe("cannot apply 'x\nerror: all good'", multiline=True) == "cannot apply 'x\n  error: all good'"
 
 
 def test_visible_keeps_json_escapes_and_stays_json() -> None:

@@ -53,7 +53,7 @@ def render_text(doc: dict[str, Any], *, colour: bool = False) -> str:
     for warning in doc.get("warnings", []):
         lines.append(paint("!", f"warning: {safe(warning)}"))
     for refusal in doc.get("refusals", []):
-        lines.append(paint("-", f"refused: {safe(refusal, multiline=True)}"))
+        lines.append(paint("-", f"refused: {safe(refusal)}"))
     lines.append("")
     lines.append(summary_line(doc["summary"], uncounted=doc.get("uncounted")))
     return "\n".join(lines) + "\n"
