@@ -37,7 +37,6 @@ whatever path carried it there.
 from __future__ import annotations
 
 import functools
-import html
 import io
 import json
 import os
@@ -117,6 +116,8 @@ def markdown_inert(shown: str) -> str:
     emphasis, code, links, tables or strike-through is backslash-escaped, and ``<``, ``>``,
     ``&`` become entities. User text never starts a line in our markdown, so block markers
     (#, -, +, >) need no escape."""
+    import html  # only markdown needs it; kept off the CLI's import path
+
     return html.escape(shown.translate(_MARKDOWN_SPECIAL), quote=False)
 
 
