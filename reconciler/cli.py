@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from reconciler.diagnostics import Diagnostic, ReconcilerError, sort_key
+from reconciler.safetext import masking_output, safe, visible
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -27,7 +28,7 @@ def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> tuple[int, int]:
     """Errors first, then warnings, each ``FILE:LINE:COL: severity: message`` on stderr."""
     errors = warnings = 0
     for d in sorted(diagnostics, key=sort_key):
-        click.echo(d.format(), err=True)
+        click.echo(d.display(), err=True)
         if d.is_error:
             errors += 1
         else:
@@ -161,17 +162,18 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
                nl=False)
     if out_file and not result.blockers:
         digest = services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
-        click.echo(f"Saved plan to {out_file}; apply exactly it with: reconciler apply --plan {out_file} "
+        shown = safe(out_file)
+        click.echo(f"Saved plan to {shown}; apply exactly it with: reconciler apply --plan {shown} "
                    f"--expect-digest {digest}", err=True)
     if result.blockers:
         for blocker in result.blockers:
-            click.echo(f"error: {blocker}", err=True)
+            click.echo(f"error: {safe(blocker)}", err=True)
         click.echo("The plan cannot succeed as it stands; nothing can be applied until the manifests change.",
                    err=True)
         sys.exit(EXIT_ERROR)
     if result.refusals and not force:
         for refusal in result.refusals:
-            click.echo(f"error: {refusal}", err=True)
+            click.echo(f"error: {safe(refusal)}", err=True)
         sys.exit(EXIT_ERROR)
     if detailed_exitcode and result.has_changes:
         sys.exit(EXIT_CHANGES)
@@ -303,8 +305,8 @@ def _report_apply(applied: Any) -> None:
     else:
         shown = [o for o in applied.outcomes if o.status != "applied" or o.message]
     for o in shown:
-        line = f"{o.status.replace('_', ' ')}: {o.change.action} {o.change.kind} {o.change.key}"
-        click.echo(f"{line}: {o.message}" if o.message and o.status != "not_started" else line, err=True)
+        line = f"{o.status.replace('_', ' ')}: {o.change.action} {o.change.kind} {safe(o.change.key)}"
+        click.echo(f"{line}: {safe(o.message)}" if o.message and o.status != "not_started" else line, err=True)
     click.echo(applied.summary_line(), err=True)
 
 
@@ -367,10 +369,12 @@ def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: 
         raise ReconcilerError(f"emulator: {exc}") from None
 
 
+@masking_output
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: any ReconcilerError becomes a one-line message and exit 1, never a
     traceback; Ctrl-C and SIGTERM (outside apply, which reports them itself) one line and
-    exit 130 or 143."""
+    exit 130 or 143. Error text may carry file names, live values or an API's words: shown
+    through ``safe()`` (messages written over several lines keep their line breaks)."""
     from reconciler import interrupt
 
     try:
@@ -379,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
+        # click quotes the values it names with repr (escaped already) but not option names
+        exc.message = visible(exc.message, multiline=True)
         exc.show()
         sys.exit(EXIT_ERROR if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Abort as exc:
@@ -389,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_ERROR)
     except ReconcilerError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {safe(str(exc), multiline=True)}", err=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -1,7 +1,11 @@
 """Problems found in manifests or plans, each pointing at a place a person can open.
 
 Every user-facing complaint goes through :class:`Diagnostic` so that the CLI can print
-them uniformly as ``FILE:LINE:COL: message`` and sort errors before warnings.
+them uniformly as ``FILE:LINE:COL: message`` and sort errors before warnings. A message
+about a whole file (not a regular file, too large) has line 0 and prints as ``FILE: ...``.
+
+Messages hold exact text (file names and values as they are, so JSON output and tests see
+the truth); :meth:`Diagnostic.display` is what people read, through ``safe()``.
 """
 
 from __future__ import annotations
@@ -9,19 +13,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from reconciler.safetext import safe
+
 Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True, slots=True)
 class Location:
-    """A 1-based line and column in a manifest file."""
+    """A 1-based line and column in a manifest file; line 0 names the whole file."""
 
     file: str
     line: int
     column: int
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+
+
+def whole_file(file: str) -> Location:
+    """The location of a problem with a file itself rather than with something in it."""
+    return Location(file, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +49,11 @@ class Diagnostic:
         """``FILE:LINE:COL: error: message`` (or without the place when there is none)."""
         where = f"{self.location}: " if self.location else ""
         return f"{where}{self.severity}: {self.message}"
+
+    def display(self) -> str:
+        """:meth:`format` as shown to people: a file name or value holding control or bidi
+        characters appears escaped, so it cannot rewrite the terminal or the line."""
+        return safe(self.format())
 
 
 def error(message: str, location: Location | None = None) -> Diagnostic:

@@ -43,6 +43,7 @@ def register(cli: click.Group) -> None:
         """Write manifests for the whole organization (a starting point for a repository)."""
         from reconciler import services
         from reconciler.export import check_out_dir, export_organization, resolve_kinds
+        from reconciler.safetext import safe
 
         kinds = _split_kinds(kind_values)
         if kinds is not None:
@@ -52,8 +53,8 @@ def register(cli: click.Group) -> None:
         with handle:
             result = export_organization(handle, out_dir, kinds=kinds, force=force)
         for warning in result.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"warning: {safe(warning)}", err=True)
         if verbose:
             for rel in result.removed:
-                click.echo(f"removed stale {rel}", err=True)
-        click.echo(result.summary_line(), err=True)
+                click.echo(f"removed stale {safe(rel)}", err=True)
+        click.echo(safe(result.summary_line()), err=True)

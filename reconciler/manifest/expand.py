@@ -11,6 +11,11 @@ chosen to match what people know from the shell and docker-compose:
   than being copied through, because it is almost certainly a typo.
 * Only string *values* expand, never mapping keys, and the result is always a string:
   ``daysBeforeBillDue: ${DAYS}`` is a type error (write the number, or keep it per file).
+* Credential variables (``M3TER_API_SECRET``, ``M3TER_API_KEY``, ``M3TER_API_TOKEN``, any
+  name ending in ``_SECRET``, ``_TOKEN``, ``_PASSWORD`` or ``_API_KEY``, in any case; see
+  ``safetext.is_credential_name``) are never expanded, not even to reach their default:
+  a manifest value is printed in plans, CI logs and pull-request comments, so a secret put
+  there leaks. The reference is an error at its place; the value is never read.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 from collections.abc import Mapping
 
 from reconciler.manifest.yaml_events import Pos, Problem
+from reconciler.safetext import is_credential_name
 
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
 
@@ -40,6 +46,16 @@ class EnvExpander:
         if whole == "$${":
             return "${"
         name, default = match.group(1), match.group(2)
+        if name is not None and is_credential_name(name):
+            self._problems.append(
+                Problem(
+                    f"${{{name}}}: {name} is a credential variable and is never expanded in manifests "
+                    "(their values are shown in plans and CI logs); the backend reads credentials from "
+                    "the environment itself",
+                    *pos,
+                )
+            )
+            return whole
         if name is None:
             self._problems.append(
                 Problem(

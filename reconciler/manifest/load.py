@@ -3,6 +3,8 @@
 The steps, each driven by the kind registry rather than per-kind code:
 
 1. find files (directories recursively, ``*.yaml``/``*.yml``, sorted, hidden entries skipped);
+   each must resolve to a regular file within the size limit (``files``), else it is refused
+   unread as ``FILE: message``;
 2. read each as UTF-8 and build its documents (``yaml_events``: duplicate keys, tags, aliases,
    ``${NAME}`` expansion);
 3. check each document's shape (a mapping of known top-level keys; lists for keyed kinds,
@@ -19,6 +21,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reconciler import kinds
-from reconciler.diagnostics import Diagnostic, Location, Severity
+from reconciler.diagnostics import Diagnostic, Location, Severity, whole_file
 from reconciler.manifest import advice, rules
 from reconciler.manifest.expand import EnvExpander
+from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, read_manifest_bytes
 from reconciler.manifest.locate import Locator, best_position, read_text, scan
 from reconciler.manifest.messages import describe, display_path, field_errors
 from reconciler.manifest.models import Settings
@@ -66,6 +70,7 @@ class LoadState:
     items: dict[str, list[DesiredObject]] = field(default_factory=dict)
     settings: DesiredObject | None = None
     files: list[str] = field(default_factory=list)
+    max_file_bytes: int = 0  # set from RECONCILER_MAX_MANIFEST_BYTES when loading starts
 
     def error(self, message: str, location: Location) -> None:
         self.diagnostics.append(Diagnostic("error", message, location))
@@ -91,7 +96,12 @@ def find_files(paths: Sequence[str], state: LoadState) -> list[str]:
             files.append(path)
 
     for path in paths:
-        if os.path.isdir(path):
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except OSError:
+            state.error("no such file or directory (or a broken symbolic link)", whole_file(path))
+            continue
+        if is_dir:
             found: list[str] = []
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -99,22 +109,19 @@ def find_files(paths: Sequence[str], state: LoadState) -> list[str]:
                     os.path.join(root, n) for n in names if n.endswith(MANIFEST_SUFFIXES) and not n.startswith(".")
                 )
             if not found:
-                state.error(f"no manifest files (*.yaml, *.yml) under directory {path}", Location(path, 1, 1))
+                state.error("no manifest files (*.yaml, *.yml) under this directory", whole_file(path))
             for file in sorted(found, key=lambda f: os.path.relpath(f, path).split(os.sep)):
                 add(file)
-        elif os.path.isfile(path):
-            add(path)
         else:
-            state.error("no such file or directory", Location(path, 1, 1))
+            add(path)  # whatever it is: reading checks it is a regular file of sane size
     return files
 
 
 def _read(file: str, state: LoadState) -> str | None:
     try:
-        with open(file, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        state.error(f"cannot read file: {exc.strerror or exc}", Location(file, 1, 1))
+        data = read_manifest_bytes(file, state.max_file_bytes)
+    except ManifestFileError as exc:
+        state.error(str(exc), whole_file(file))
         return None
     try:
         return data.decode("utf-8-sig")
@@ -271,7 +278,7 @@ def _resolve_pending(state: LoadState) -> list[Diagnostic]:
         by_file.setdefault(pending.file, []).append(pending)
     out: list[Diagnostic] = []
     for file, group in by_file.items():
-        text = read_text(file)
+        text = read_text(file, state.max_file_bytes)
         found = scan(text, [p.path for p in group]) if text is not None else {}
         for p in group:
             pos = best_position(found, p.path, p.prefer)
@@ -287,6 +294,9 @@ def _problems(file: str, problems: list[Problem], state: LoadState) -> None:
 def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = None) -> LoadResult:
     """Load, validate and cross-check manifests; every problem is a Diagnostic, never a raise."""
     state = LoadState(environ=os.environ if environ is None else environ)
+    state.max_file_bytes, limit_problem = max_manifest_bytes(state.environ)
+    if limit_problem:
+        state.diagnostics.append(Diagnostic("error", limit_problem))
     for kind in kinds.KINDS:
         state.objects[kind.name] = {}
         state.items[kind.name] = []
@@ -308,7 +318,7 @@ def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = Non
         settings=_validate_settings(state),
         settings_location=state.settings.location if state.settings else None,
         files=state.files,
-        _locator=Locator(),
+        _locator=Locator(state.max_file_bytes),
     )
     rules.check(manifests, state)
     advice.check(manifests, state)

@@ -25,6 +25,7 @@ from yaml.events import (
 )
 
 from reconciler.diagnostics import Location
+from reconciler.manifest.files import DEFAULT_MAX_MANIFEST_BYTES, ManifestFileError, read_manifest_bytes
 from reconciler.manifest.types import DesiredObject, NodePath
 from reconciler.manifest.yaml_events import Pos, _Loader
 
@@ -120,19 +121,21 @@ def best_position(found: dict[NodePath, NodePositions], path: NodePath, prefer: 
     return None
 
 
-def read_text(file: str) -> str | None:
+def read_text(file: str, max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> str | None:
+    """The file again, for positions, with the loader's checks: it may have been replaced
+    by a FIFO or grown since loading, and a re-scan must neither hang nor exhaust memory."""
     try:
-        with open(file, "rb") as handle:
-            return handle.read().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        return read_manifest_bytes(file, max_bytes).decode("utf-8-sig")
+    except (ManifestFileError, UnicodeDecodeError):
         return None
 
 
 class Locator:
     """``Manifests._locator``: field positions on demand, cached, one scan per batch and file."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> None:
         self._cache: dict[tuple[str, NodePath], Pos | None] = {}
+        self._max_bytes = max_bytes
 
     def __call__(self, obj: DesiredObject, field_path: tuple[str | int, ...]) -> Location:
         return self.many([(obj, field_path)])[0]
@@ -145,7 +148,7 @@ class Locator:
             if obj.node_path and (obj.location.file, full) not in self._cache:
                 by_file.setdefault(obj.location.file, set()).add(full)
         for file, paths in by_file.items():
-            text = read_text(file)
+            text = read_text(file, self._max_bytes)
             found = scan(text, paths) if text is not None else {}
             for full in paths:
                 self._cache[(file, full)] = best_position(found, full, "key")

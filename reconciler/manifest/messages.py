@@ -5,6 +5,10 @@ pydantic reports ``loc`` tuples that mix real field names with the names of unio
 Here each error becomes (field path, message) where the path is the one written in the YAML
 (so it can be located) and the message reads ``daysBeforeBillDue: must be greater than 0
 (got 0)``. Several errors for one field (one per union member) are merged into one.
+
+Values and names are quoted with ``safetext.quote``, not ``repr``: messages keep exact text
+and are escaped once, when shown (``Diagnostic.display``); ``repr`` would escape first and
+the display would then double its backslashes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pydantic_core import ErrorDetails
 
 from reconciler import kinds
 from reconciler.manifest.types import DesiredObject
+from reconciler.safetext import quote
 
 _TYPE_WORDS = {
     "string_type": "a string",
@@ -56,7 +61,7 @@ def describe(obj: DesiredObject) -> str:
         return kind.manifest_key
     index = obj.node_path[-1] if obj.node_path else "?"
     code = obj.fields.get("code") if isinstance(obj.fields, dict) else None
-    named = f" (code {code!r})" if isinstance(code, str) else ""
+    named = f" (code {quote(code)})" if isinstance(code, str) else ""
     return f"{kind.manifest_key}[{index}]{named}"
 
 
@@ -70,7 +75,7 @@ def display_path(path: Sequence[str | int]) -> str:
         elif _PLAIN_NAME.match(part):
             out += f".{part}" if out else part
         else:
-            out += f"[{part!r}]"
+            out += f"[{quote(part)}]"
     return out
 
 
@@ -82,8 +87,7 @@ def show_value(value: Any, typed: bool = False, limit: int = 40) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        text = repr(value)
-        text = text if len(text) <= limit else text[: limit - 4] + "..." + text[0]
+        text = quote(value if len(value) <= limit - 2 else value[: limit - 5] + "...")
         return f"string {text}" if typed else text
     if isinstance(value, (int, float)):
         return f"number {value!r}" if typed else repr(value)

@@ -1,4 +1,5 @@
-"""Drift reports in text and markdown (JSON is the document itself)."""
+"""Drift reports in text and markdown (JSON is the document itself). Keys, paths and the
+organization come from outside and are shown through ``safe()``; values through ``show()``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 
 import click
 
-from reconciler.render.markdown import escape
+from reconciler.render.markdown import escape, value
 from reconciler.render.values import show
+from reconciler.safetext import safe
 
 _LABELS = {
     "changed": "changed live",
@@ -24,12 +26,12 @@ def drift_summary_line(doc: dict[str, Any]) -> str:
 
 
 def render_drift_text(doc: dict[str, Any], *, colour: bool = False) -> str:
-    lines = [f"Organization {doc['organization']} ({doc['backend']})", ""]
+    lines = [f"Organization {safe(str(doc['organization']))} ({safe(str(doc['backend']))})", ""]
     for item in doc["drift"]:
-        head = f"{item['kind']} {item['key']}: {_LABELS[item['type']]}"
+        head = f"{safe(item['kind'])} {safe(item['key'])}: {_LABELS[item['type']]}"
         lines.append(click.style(head, fg="yellow") if colour else head)
         for f in item["fields"]:
-            lines.append(f"    {f['path']}: manifest {show(f['manifest'])}, live {show(f['live'])}")
+            lines.append(f"    {safe(f['path'])}: manifest {show(f['manifest'])}, live {show(f['live'])}")
     if doc["drift"]:
         lines.append("")
     lines.append(drift_summary_line(doc))
@@ -46,8 +48,8 @@ def render_drift_markdown(doc: dict[str, Any]) -> str:
             fields = item["fields"] or [None]
             for f in fields:
                 out.append(
-                    f"| {item['kind']} | {escape(item['key'])} | {escape(_LABELS[item['type']])} | "
-                    + (f"{escape(f['path'])} | {escape(show(f['manifest']))} | {escape(show(f['live']))} |"
+                    f"| {escape(item['kind'])} | {escape(item['key'])} | {escape(_LABELS[item['type']])} | "
+                    + (f"{escape(f['path'])} | {value(f['manifest'])} | {value(f['live'])} |"
                        if f else "— | — | — |")
                 )
     return "\n".join(out) + "\n"

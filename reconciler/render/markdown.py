@@ -1,23 +1,26 @@
 """Markdown for a pull-request comment; everything users typed is escaped so a ``|`` or
-``<`` in an account name cannot break a table or inject HTML."""
+``<`` in an account name cannot break a table or inject HTML, and control or invisible
+characters (an ESC sequence in a custom field name, a bidi override in a code) show as
+escapes rather than acting on the reader's screen."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from reconciler.render.values import MARKERS, show, summary_line
-
-# Characters that start emphasis, code, links, tables or strike-through anywhere in a line;
-# HTML is neutralised separately. User text never starts a line here, so block markers
-# (#, -, +, >) need no escape.
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~"})
+from reconciler.safetext import markdown_inert, safe
 
 
 def escape(text: str) -> str:
-    """Escape HTML and markdown punctuation; newlines become spaces (tables are one line)."""
-    text = text.replace("\r", " ").replace("\n", " ").translate(_MD_SPECIAL)
-    return html.escape(text, quote=False)
+    """Untrusted text for markdown: made visible (``safe``: controls and newlines as
+    escapes, so a table row stays one line) and then inert as markdown and HTML."""
+    return markdown_inert(safe(text))
+
+
+def value(v: Any) -> str:
+    """A value for markdown: ``show()`` is already safe, so only markdown escaping is added
+    (``escape`` would double the backslashes of its JSON escapes)."""
+    return markdown_inert(show(v))
 
 
 def render_markdown(doc: dict[str, Any], *, title: str = "reconciler plan") -> str:
@@ -44,16 +47,16 @@ def render_markdown(doc: dict[str, Any], *, title: str = "reconciler plan") -> s
         for change in changes:
             paths = ", ".join(escape(d["path"]) for d in change["diff"]) or "—"
             out.append(
-                f"| {escape(MARKERS[change['action']])} | {change['action']} | {change['kind']} "
+                f"| {escape(MARKERS[change['action']])} | {change['action']} | {escape(change['kind'])} "
                 f"| {escape(change['key'])} | {paths} |"
             )
         out.append("")
         out.append("<details><summary>Field-level diff</summary>")
         out.append("")
         for change in changes:
-            out.append(f"- **{change['action']} {change['kind']} {escape(change['key'])}**")
+            out.append(f"- **{change['action']} {escape(change['kind'])} {escape(change['key'])}**")
             for d in change["diff"]:
-                out.append(f"  - {escape(d['path'])}: {escape(show(d['before']))} → {escape(show(d['after']))}")
+                out.append(f"  - {escape(d['path'])}: {value(d['before'])} → {value(d['after'])}")
             for warning in change["warnings"]:
                 out.append(f"  - :warning: {escape(warning)}")
         out.append("")
@@ -63,7 +66,7 @@ def render_markdown(doc: dict[str, Any], *, title: str = "reconciler plan") -> s
         out.append(f"<details><summary>{len(doc['unmanaged'])} unmanaged live objects</summary>")
         out.append("")
         for item in doc["unmanaged"][:200]:
-            out.append(f"- {item['kind']} {escape(item['key'])}")
+            out.append(f"- {escape(item['kind'])} {escape(item['key'])}")
         out.append("")
         out.append("</details>")
     warnings = doc.get("warnings", [])

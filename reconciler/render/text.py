@@ -1,4 +1,8 @@
-"""Terraform-like text: ``+ ~ -`` markers, colour only on a terminal and never with NO_COLOR."""
+"""Terraform-like text: ``+ ~ -`` markers, colour only on a terminal and never with NO_COLOR.
+
+Every string from the document goes through ``safe()`` (values through ``show()``, which is
+safe already): keys, paths, ids and warnings come from the live organization or manifests
+and must not be able to recolour or reorder what the reviewer reads."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 import click
 
 from reconciler.render.values import MARKERS, show, summary_line
+from reconciler.safetext import safe
 
 _COLOURS = {"+": "green", "~": "yellow", "-": "red", "!": "magenta"}
 
@@ -16,7 +21,7 @@ def render_text(doc: dict[str, Any], *, colour: bool = False) -> str:
         return click.style(text, fg=_COLOURS.get(marker)) if colour else text
 
     lines: list[str] = [
-        f"Organization {doc['organization']} ({doc['backend']})",
+        f"Organization {safe(str(doc['organization']))} ({safe(str(doc['backend']))})",
         "",
     ]
     changes = doc["changes"]
@@ -24,30 +29,33 @@ def render_text(doc: dict[str, Any], *, colour: bool = False) -> str:
         lines.append("No changes. The organization matches the manifests.")
     for change in changes:
         marker = MARKERS[change["action"]]
-        ident = f" (id {change['id']}, version {change['version']})" if change.get("id") else ""
-        lines.append(paint(marker, f"{marker} {change['action']} {change['kind']} {change['key']}") + ident)
+        ident = (f" (id {safe(str(change['id']))}, version {safe(str(change['version']))})"
+                 if change.get("id") else "")
+        head = f"{marker} {change['action']} {safe(change['kind'])} {safe(change['key'])}"
+        lines.append(paint(marker, head) + ident)
         for d in change["diff"]:
+            path = safe(d["path"])
             if d["before"] is None:
-                lines.append(paint("+", f"    + {d['path']}: {show(d['after'])}"))
+                lines.append(paint("+", f"    + {path}: {show(d['after'])}"))
             elif d["after"] is None:
-                lines.append(paint("-", f"    - {d['path']}: {show(d['before'])}"))
+                lines.append(paint("-", f"    - {path}: {show(d['before'])}"))
             else:
-                lines.append(paint("~", f"    ~ {d['path']}: {show(d['before'])} -> {show(d['after'])}"))
+                lines.append(paint("~", f"    ~ {path}: {show(d['before'])} -> {show(d['after'])}"))
         for warning in change["warnings"]:
-            lines.append(paint("!", f"    ! warning: {warning}"))
+            lines.append(paint("!", f"    ! warning: {safe(warning)}"))
     if doc["unmanaged"]:
         lines.append("")
         lines.append(f"Unmanaged (live, not in any manifest; left alone): {len(doc['unmanaged'])}")
         for item in doc["unmanaged"][:20]:
-            lines.append(f"    {item['kind']} {item['key']}")
+            lines.append(f"    {safe(item['kind'])} {safe(item['key'])}")
         if len(doc["unmanaged"]) > 20:
             lines.append(f"    ... and {len(doc['unmanaged']) - 20} more (see --format json)")
     for warning in doc.get("warnings", []):
-        lines.append(paint("!", f"warning: {warning}"))
+        lines.append(paint("!", f"warning: {safe(warning)}"))
     for refusal in doc.get("refusals", []):
-        lines.append(paint("-", f"refused: {refusal}"))
+        lines.append(paint("-", f"refused: {safe(refusal)}"))
     for blocker in doc.get("blockers", []):
-        lines.append(paint("-", f"cannot succeed: {blocker}"))
+        lines.append(paint("-", f"cannot succeed: {safe(blocker)}"))
     lines.append("")
     lines.append(summary_line(doc["summary"], uncounted=doc.get("uncounted")))
     if doc.get("digest"):

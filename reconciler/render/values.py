@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from reconciler.render.document import REDACTED
+from reconciler.safetext import visible
 
 MAX_VALUE_CHARS = 120
+# An escape cut by truncation (``\u20`` of ``\u202e``, the first ``\`` of ``\\``): dropped
+# so the shortened value never ends in something that reads as a different character.
+_CUT_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\(?:u[0-9a-fA-F]{0,3}|U[0-9a-fA-F]{0,7})?$")
 
 
 def show(value: Any) -> str:
-    """A compact, unambiguous rendering of one value (strings quoted, JSON for the rest)."""
+    """A compact, unambiguous rendering of one value (strings quoted, JSON for the rest),
+    safe to print: JSON escapes controls and backslashes, :func:`visible` the bidi and other
+    invisible code points JSON leaves raw. Callers must not pass the result through
+    ``safe()`` again (its backslashes are escapes already)."""
     if value == REDACTED:
         return REDACTED
     if value is None:
         return "(none)"
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    text = visible(json.dumps(value, ensure_ascii=False, sort_keys=True))
     if len(text) > MAX_VALUE_CHARS:
-        text = text[: MAX_VALUE_CHARS - 1] + "…"
+        text = _CUT_ESCAPE.sub(r"\1", text[: MAX_VALUE_CHARS - 1]) + "…"
     return text
 
 
