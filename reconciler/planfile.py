@@ -34,9 +34,11 @@ from reconciler import kinds
 from reconciler.backends.base import Backend
 from reconciler.compare import FieldDiff
 from reconciler.diagnostics import ReconcilerError
+from reconciler.manifest.files import ManifestFileError, read_manifest_bytes
 from reconciler.order import order_changes
 from reconciler.plan import ACTIONS, Change, LiveState, Plan, diff_body, safety_refusals
 from reconciler.render.document import DIGEST_PREFIX, FORMAT_VERSION, digest_of
+from reconciler.safetext import safe
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json"
 SCHEMA_ID = "https://reconciler.example.com/schemas/plan.schema.json"
@@ -157,17 +159,11 @@ class SavedPlan:
 
 
 def read_saved_plan(path: str, *, expect_digest: str | None = None) -> SavedPlan:
-    name = path
+    name = safe(path)
     try:
-        target = Path(path)
-        size = target.stat().st_size
-        if not target.is_file():
-            raise PlanRefused(f"{name}: not a regular file")
-        if size > MAX_PLAN_BYTES:
-            raise PlanRefused(f"{name}: larger than {MAX_PLAN_BYTES} bytes; not a saved plan")
-        doc = json.loads(target.read_text(encoding="utf-8"))
-    except PlanRefused:
-        raise
+        doc = json.loads(read_manifest_bytes(path, MAX_PLAN_BYTES).decode("utf-8"))
+    except ManifestFileError as exc:
+        raise PlanRefused(f"{name}: cannot read the saved plan: {exc}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise PlanRefused(f"{name}: cannot read the saved plan ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(doc, dict) or doc.get("formatVersion") != FORMAT_VERSION:

@@ -5,6 +5,7 @@ refusals and order recomputed rather than read from the file."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -236,6 +237,13 @@ def test_unreadable_plan_files_are_refused(tmp_path: Path, content: str) -> None
 def test_missing_plan_file_is_refused(tmp_path: Path) -> None:
     result = run_cli("apply", "--plan", str(tmp_path / "nope.json"), "--auto-approve")
     assert result.code == 1 and "cannot read the saved plan" in result.stderr
+
+
+def test_fifo_plan_file_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "plan.json"
+    os.mkfifo(fifo)
+    result = run_cli("apply", "--plan", str(fifo), "--auto-approve")
+    assert result.code == 1 and "FIFO" in result.stderr
 
 
 def test_checked_in_plan_schema_is_current() -> None:
