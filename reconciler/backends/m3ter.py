@@ -328,7 +328,13 @@ class M3terBackend(Backend):
             variants.append([("archived", "true")])
         if codes is None:
             return variants
-        return [[*[("codes", c) for c in batch], *variant] for batch in code_batches(codes) for variant in variants]
+        if any("," in str(c) for c in codes):
+            # Array query parameters go comma-joined, as the official SDKs send them
+            # (m3ter 0.9.0: ``Querystring(array_format="comma")`` in _client.py), so a code
+            # holding a comma (account codes may) cannot be asked for by filter: list the
+            # whole kind instead; _merge_by_id keeps only the wanted codes.
+            return variants
+        return [[("codes", ",".join(batch)), *variant] for batch in code_batches(codes) for variant in variants]
 
     def _list_all_pages(self, kind: Kind, params: Params) -> Entities:
         return self._pages(self._kind_url(kind), params, kind.page_size, kind.name)
@@ -627,7 +633,7 @@ def code_batches(codes: Collection[str]) -> list[list[str]]:
     batch: list[str] = []
     size = 0
     for code in unique:
-        cost = len("codes=") + len(quote(code, safe="")) + 1
+        cost = len("codes=") + len(quote(code, safe="")) + 1  # a bound: joined, each costs len + 3 (%2C)
         if batch and (len(batch) >= CODES_PER_REQUEST or size + cost > CODES_QUERY_CHARS):
             batches.append(batch)
             batch, size = [], 0
