@@ -284,6 +284,9 @@ class OrganizationConfig(_Strict):
     suppressedEmptyBills: StrictBool | None = None
     consolidateBills: StrictBool | None = None
     defaultStatementDefinitionId: StrictStr | None = None
+    # By name instead of id (ids differ between organizations): resolved to
+    # defaultStatementDefinitionId at plan time (reconciler.lookups); not both.
+    defaultStatementDefinition: Annotated[StrictStr, Field(min_length=1)] | None = None
     autoGenerateStatementMode: StatementMode | None = None
     creditApplicationOrder: CreditApplicationOrder | None = None
     allowNegativeBalances: StrictBool | None = None
@@ -390,6 +393,8 @@ class Account(_Strict):
     purchaseOrderNumber: Annotated[StrictStr, Field(max_length=100)] | None = None
     currency: Annotated[StrictStr, Field(min_length=1)] | None = None
     statementDefinitionId: StrictStr | None = None
+    # By name instead of id: resolved to statementDefinitionId at plan time; not both.
+    statementDefinition: Annotated[StrictStr, Field(min_length=1)] | None = None
     autoGenerateStatementMode: StatementMode | None = None
     creditApplicationOrder: CreditApplicationOrder | None = None
     daysBeforeBillDue: PositiveInt | None = None

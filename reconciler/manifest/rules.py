@@ -27,6 +27,24 @@ def check(manifests: Manifests, state: LoadState) -> None:
     _parent_cycles(manifests, state)
     _conversions(manifests, state)
     _credit_order_in_hierarchy(manifests, state)
+    _name_or_id(manifests, state)
+
+
+def _name_or_id(manifests: Manifests, state: LoadState) -> None:
+    """A setting given both by name (``statementDefinition``) and by id
+    (``statementDefinitionId``) is refused: which one wins would be a guess."""
+    from reconciler.lookups import NAMED_REFERENCES
+
+    for ref in NAMED_REFERENCES:
+        for obj in manifests.of_kind(ref.kind).values():
+            if ref.name_field in obj.fields and ref.id_field in obj.fields:
+                state.at_field(
+                    "error",
+                    f"{describe(obj)}: {ref.name_field}: give the {ref.target} either by name ({ref.name_field}) "
+                    f"or by id ({ref.id_field}), not both",
+                    obj,
+                    (ref.name_field,),
+                )
 
 
 def _credit_order_in_hierarchy(manifests: Manifests, state: LoadState) -> None:
