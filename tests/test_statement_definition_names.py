@@ -241,3 +241,20 @@ def test_export_writes_names_and_round_trips(tmp_path: Path, org: tuple[str, Loc
     assert accounts["twin"]["statementDefinitionId"] == twin and "statementDefinition" not in accounts["twin"]
     assert accounts["gone"]["statementDefinitionId"] == "no-longer-exists"
     assert plan(out, spec, "--detailed-exitcode").code == 0
+
+
+def test_plan_over_http_resolves_names_through_the_emulator(tmp_path: Path) -> None:
+    from reconciler.emulator.config import EmulatorConfig
+    from reconciler.emulator.testing import running_emulator
+
+    with running_emulator(EmulatorConfig()) as emu:
+        sd = emu.store.seed_statement_definition(emu.org_id, "Monthly detail")
+        path = write(tmp_path, "m.yaml", "organization:\n  defaultStatementDefinition: Monthly detail\n")
+        result = run_cli("plan", str(path), "--backend", "m3ter", "--format", "json", env=emu.env())
+        assert result.code == 0, result.output
+        [change] = json.loads(result.stdout)["changes"]
+        assert change["body"]["defaultStatementDefinitionId"] == sd["id"]
+        applied = run_cli("apply", str(path), "--backend", "m3ter", "--auto-approve", env=emu.env())
+        assert applied.code == 0, applied.output
+        again = run_cli("plan", str(path), "--backend", "m3ter", "--detailed-exitcode", env=emu.env())
+        assert again.code == 0, again.output
