@@ -38,6 +38,12 @@ What is written:
   model's order); fields the models do not know (m3ter may add some) are left out and
   reported. Read-only fields (``id``, ``version``, audit fields) are never written.
 - An account's ``parentAccountId`` is written as ``parent: <code>``.
+- A statement definition id (``defaultStatementDefinitionId``, ``statementDefinitionId``) is
+  written as its name (``defaultStatementDefinition: NAME``, ``statementDefinition: NAME``),
+  which plan resolves back to the id (``reconciler.lookups``), so the manifests serve another
+  organization holding a definition of that name. An id whose definition shares its name
+  with another, or no longer exists, is written as the id (a name would not resolve back).
+  Statement definitions are read only when some exported object points at one.
 - Empty values (``null``, ``""``, ``[]``, ``{}``) are left out: absent means unmanaged, so the
   round trip holds. ``archived: true`` is kept on archived picklist entries (``archived:
   false`` is the default and left out); booleans of the organization config are kept
@@ -84,6 +90,7 @@ from reconciler.backends.base import Backend, Entity
 from reconciler.compare import is_empty
 from reconciler.diagnostics import ReconcilerError
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
+from reconciler.lookups import NAMED_REFERENCES, read_targets, unique_names
 
 #: First line of every exported file; ``--force`` only ever removes files starting with it.
 HEADER = "# Written by reconciler export"
@@ -281,7 +288,8 @@ def _sort_key(item: Any) -> str:
 class _Converter:
     """Live entities of one kind -> manifest mappings."""
 
-    def __init__(self, kind: Kind, account_code_by_id: Mapping[str, str], warnings: list[str]) -> None:
+    def __init__(self, kind: Kind, account_code_by_id: Mapping[str, str], warnings: list[str],
+                 names_by_id: Mapping[str, Mapping[str, str]] | None = None) -> None:
         self.kind = kind
         self.fields = _field_order(kind.model, first=("code", "name"))
         self.known = {f.name for f in self.fields} | READ_ONLY_FIELDS
@@ -293,12 +301,32 @@ class _Converter:
         self.warnings = warnings
         self.skipped: set[str] = set()
         self.dangling: list[str] = []
+        # name field -> (id field, id -> unique name) for the kind's named references
+        # (targets not looked up are absent: their ids are written as ids, without a warning)
+        looked_up = names_by_id or {}
+        self.named = {
+            ref.name_field: (ref.id_field, looked_up[ref.target])
+            for ref in NAMED_REFERENCES if ref.kind == kind.name and ref.target in looked_up
+        }
+        self.by_id_field = {id_field: names for id_field, names in self.named.values()}
+        self.kept_ids = 0  # ids written as ids: their name is ambiguous or gone
 
     def convert(self, live: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in self.fields:
             if self.parent and f.name == self.parent[1]:
                 value = self._parent_code(live)
+            elif f.name in self.named:
+                id_field, names = self.named[f.name]
+                ident = live.get(id_field)
+                value = _escape(names[ident]) if isinstance(ident, str) and ident in names else _DROP
+            elif f.name in self.by_id_field:
+                ident = live.get(f.name)
+                if isinstance(ident, str) and ident in self.by_id_field[f.name]:
+                    value = _DROP  # written by name
+                else:
+                    value = self._value(f, ident)
+                    self.kept_ids += value is not _DROP
             else:
                 value = self._value(f, live.get(f.name))
             if value is not _DROP:
@@ -338,6 +366,11 @@ class _Converter:
 
     def finish(self) -> None:
         label = self.kind.name
+        if self.kept_ids:
+            self.warnings.append(
+                f"{label}: {self.kept_ids} statement definition id(s) written as ids, not names: no definition, "
+                "or more than one, has that id's name (an id differs between organizations)"
+            )
         if self.skipped:
             names = ", ".join(sorted(self.skipped))
             self.warnings.append(f"{label}: field(s) {names} not exported (reconciler does not manage them)")
@@ -444,8 +477,12 @@ def _dump(header: str, document: Mapping[str, Any]) -> bytes:
 
 
 def build_files(live: Mapping[str, list[Entity]], selected: Sequence[Kind], org_id: str,
-                warnings: list[str]) -> tuple[dict[str, bytes], dict[str, int]]:
-    """Relative POSIX path -> file bytes, and objects per kind; pure (no I/O)."""
+                warnings: list[str], names_by_id: Mapping[str, Mapping[str, str]] | None = None,
+                ) -> tuple[dict[str, bytes], dict[str, int]]:
+    """Relative POSIX path -> file bytes, and objects per kind; pure (no I/O).
+
+    ``names_by_id`` maps a named target (``lookups.STATEMENT_DEFINITION``) to id -> unique
+    name; ids found there are written by name."""
     header = _header(org_id)
     accounts = live.get("account", [])
     account_code_by_id = {str(a["id"]): str(a.get("code")) for a in accounts if a.get("id") is not None}
@@ -453,7 +490,7 @@ def build_files(live: Mapping[str, list[Entity]], selected: Sequence[Kind], org_
     counts: dict[str, int] = {}
     for kind in selected:
         entities = live.get(kind.name, [])
-        conv = _Converter(kind, account_code_by_id, warnings)
+        conv = _Converter(kind, account_code_by_id, warnings, names_by_id)
         if kind.singleton:
             doc = conv.convert(entities[0]) if entities else {}
             conv.finish()
@@ -571,6 +608,18 @@ def write_files(root: Path, files: Mapping[str, bytes], *, force: bool) -> list[
 # ---------------------------------------------------------------------------- entry point
 
 
+def _names_by_id(backend: Backend, live: Mapping[str, list[Entity]]) -> dict[str, dict[str, str]]:
+    """id -> unique name for each named target some live object points at; a target nobody
+    points at is not read (no request)."""
+    out: dict[str, dict[str, str]] = {}
+    for ref in NAMED_REFERENCES:
+        if ref.target in out:
+            continue
+        if any(isinstance(e.get(ref.id_field), str) and e.get(ref.id_field) for e in live.get(ref.kind, [])):
+            out[ref.target] = unique_names(read_targets(backend, ref.target))
+    return out
+
+
 def export_organization(
     backend: Backend,
     out_dir: str,
@@ -587,6 +636,6 @@ def export_organization(
     check_out_dir(root, force=force)  # fail fast, before reading a big organization
     live = backend.fetch_live({k.name: None for k in selected})
     warnings: list[str] = []
-    files, counts = build_files(live, selected, backend.org_id, warnings)
+    files, counts = build_files(live, selected, backend.org_id, warnings, _names_by_id(backend, live))
     removed = write_files(root, files, force=force)
     return ExportResult(out_dir=out_dir, files=sorted(files), counts=counts, removed=removed, warnings=warnings)

@@ -19,6 +19,7 @@ from reconciler.apply import ApplyResult, Progress, apply_changes
 from reconciler.backends import BackendOptions, open_backend
 from reconciler.backends.base import Backend
 from reconciler.diagnostics import Diagnostic, ReconcilerError
+from reconciler.lookups import resolve_names
 from reconciler.manifest import load_manifests, reference_diagnostics
 from reconciler.manifest.types import LoadResult, Manifests
 from reconciler.plan import LiveState, Plan, build_plan
@@ -37,6 +38,7 @@ def validate_paths(paths: Sequence[str], backend_spec: str | None = None, *, ver
         with open_backend(backend_spec, BackendOptions(verbose=verbose)) as backend:
             live = backend.fetch_live(_wanted(result.manifests, backend))
             live_codes = _live_codes(live)
+            result.diagnostics.extend(resolve_names(result.manifests, backend))
     result.diagnostics.extend(reference_diagnostics(result.manifests, live_codes))
     return result
 
@@ -109,7 +111,12 @@ def plan_loaded(result: LoadResult, backend: Backend) -> PlanOutcome:
     wanted = _wanted(manifests, backend)
     objects = backend.fetch_live(wanted)
     live = LiveState(objects, complete={name: codes is None for name, codes in wanted.items()})
-    diagnostics = [*result.diagnostics, *reference_diagnostics(manifests, _live_codes(objects))]
+    diagnostics = [
+        *result.diagnostics,
+        *reference_diagnostics(manifests, _live_codes(objects)),
+        # names (statementDefinition: NAME) -> ids, read only when some manifest uses a name
+        *resolve_names(manifests, backend),
+    ]
     if any(d.is_error for d in diagnostics):
         return PlanOutcome(diagnostics)
     plan = build_plan(manifests, live, organization=backend.org_id, backend=backend.name)

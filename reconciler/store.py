@@ -21,6 +21,12 @@ Public API (``kind`` is a kind name from :mod:`reconciler.kinds` or a ``Kind``):
     store.create_many(org, kind, bodies, *, actor="reconciler") -> list[dict]  # one transaction
     store.update(org, kind, entity_id, body, *, actor="reconciler") -> dict   # PUT semantics
     store.delete(org, kind, entity_id, *, actor="reconciler") -> dict         # returns removed
+    store.seed_statement_definition(org, name, *, aggregation_frequency="MONTH", ...) -> dict
+    store.seed_account_plan(org, account_id, *, plan_id=None, start_date=..., end_date=None, ...)
+        -> dict                                      # 400 when the account does not exist
+    store.list_account_plans(org, *, page_size, next_token=None, account=None, plan=None,
+        contract=None, product=None, include_all=False, date=None, ids=None) -> Page
+    store.account_plans_of(org, account_ids) -> list[dict]   # all of them, any dates
     store.fail_on(op="*", kind="*", code="*", *, after=False, times=None, status=500,
                   predicate=None) -> FailRule
     store.clear_failures() -> None
@@ -46,7 +52,8 @@ Rules (what a fresh m3ter organization does, as far as reconciler cares)
   types, lengths, patterns, enums, unknown fields): garbage is refused with ``invalid`` (400)
   and a message naming every problem.
 * Accounts: ``parentAccountId`` must name an existing account and must not make an account its
-  own ancestor; an account with child accounts cannot be deleted. ``currency`` on an account
+  own ancestor; an account with child accounts, or referenced by any account plan (DELETE
+  /accounts/{id} in openapi-full.json), cannot be deleted. ``currency`` on an account
   and on the organization config (and ``currencyConversions``) must name an existing currency
   code, and a currency still referenced so cannot be deleted (all 400).
 * Lists are newest first (creation order descending, the autoincrement ``seq`` as a unique
@@ -54,6 +61,11 @@ Rules (what a fresh m3ter organization does, as far as reconciler cares)
   objects are added or removed. ``archived``: ``None`` = all, ``True`` = only archived,
   ``False`` = only not archived. (The emulator maps an absent ``archived`` query parameter to
   ``False`` — the strictest reading of the API docs, see ``reconciler/emulator/app.py``.)
+
+* Statement definitions (``statementDefinition``) and account plans (``accountPlan``) are
+  kinds reconciler reads but does not manage: only their seed methods write them; generic
+  reads (``list``, ``get``, ``find``, ``list_all``, ``count``) serve them. An account plan
+  keeps its ``accountId`` in the ``parent_id`` column.
 
 Storage: one row per entity with the full response JSON in a TEXT column plus indexed
 columns (org, kind, id, code, parent_id, archived, seq). Every write is one
@@ -122,6 +134,15 @@ ACCOUNT = "account"
 PICKLISTS = tuple(k.name for k in KINDS if k.archivable)
 KEYED_KINDS = tuple(k.name for k in KINDS if k.keyed)
 SINGLETONS = tuple(k.name for k in KINDS if k.singleton)
+# Kinds reconciler reads but does not manage: the store keeps them so the emulator can serve
+# them and the local backend can answer, and tests seed them (``seed_statement_definition``,
+# ``seed_account_plan``); they have no create/update/delete through the generic methods.
+STATEMENT_DEFINITION = "statementDefinition"
+ACCOUNT_PLAN = "accountPlan"
+SEEDED_KINDS = (STATEMENT_DEFINITION, ACCOUNT_PLAN)
+# openapi-full.json, AccountPlanResponse / AggregationFrequency / ChildBillingMode enums.
+AGGREGATION_FREQUENCIES = ("DAY", "WEEK", "MONTH", "QUARTER", "YEAR", "WHOLE_PERIOD")
+CHILD_BILLING_MODES = ("PARENT_SUMMARY", "PARENT_BREAKDOWN", "CHILD")
 
 
 class _HasName(Protocol):
@@ -538,9 +559,34 @@ def _now() -> str:
 
 def _kind_name(kind: KindLike) -> str:
     name = kind if isinstance(kind, str) else kind.name
-    if name not in KEYED_KINDS and name not in SINGLETONS:
+    if name not in KEYED_KINDS and name not in SINGLETONS and name not in SEEDED_KINDS:
         raise StoreError("invalid", f"unknown kind {name!r}")
     return name
+
+
+def _managed_name(kind: KindLike) -> str:
+    """The kind name for a write: seeded (read-only) kinds are written only by their seed methods."""
+    name = _kind_name(kind)
+    if name in SEEDED_KINDS:
+        raise _invalid(f"{name} is read-only here; use the store's seed method")
+    return name
+
+
+def _instant(value: str | _dt.date, what: str) -> str:
+    """An ISO date or date-time as the UTC date-time string the store keeps and compares
+    (``YYYY-MM-DDTHH:MM:SSZ``: fixed width, so SQLite compares it as text correctly)."""
+    if isinstance(value, _dt.datetime):
+        moment = value
+    elif isinstance(value, _dt.date):
+        moment = _dt.datetime(value.year, value.month, value.day)
+    else:
+        try:
+            moment = _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise _invalid(f"{what}: must be an ISO date or date-time, not {value!r}") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_dt.UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _dumps(obj: Any) -> str:
@@ -774,6 +820,7 @@ class Store:
         codes: Collection[str] | None = None,
         archived: bool | None = None,
         parent_id: str | None = None,
+        extra: Iterable[tuple[str, Iterable[Any]]] = (),
     ) -> Page:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
             raise _invalid(f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
@@ -785,6 +832,9 @@ class Store:
         if parent_id is not None:
             where.append("parent_id = ?")
             params.append(parent_id)
+        for term, values in extra:
+            where.append(term)
+            params.extend(values)
         sql = f"SELECT seq, body FROM entities WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
         params.append(page_size + 1)
         rows = self._conn().execute(sql, params).fetchall()
@@ -859,6 +909,149 @@ class Store:
             raise StoreError("not_found", f"{name} not found")
         return dict(json.loads(row[0]))
 
+    # ---- statement definitions and account plans (read-only kinds, seeded by tests)
+
+    def seed_statement_definition(
+        self,
+        org: str,
+        name: str,
+        *,
+        aggregation_frequency: str = "MONTH",
+        include_price_per_unit: bool = False,
+        generate_slim_statements: bool = False,
+        dimensions: Iterable[Mapping[str, Any]] = (),
+        measures: Iterable[Mapping[str, Any]] = (),
+        actor: str = SYSTEM_ACTOR,
+    ) -> dict[str, Any]:
+        """Add a statement definition as m3ter answers it (openapi-full.json,
+        StatementDefinitionResponse). ``aggregationFrequency`` is the one field its request
+        schema requires (StatementDefinitionRequest); names need not be unique in m3ter, so
+        two definitions may share one (tests of ambiguous names need that)."""
+        if aggregation_frequency not in AGGREGATION_FREQUENCIES:
+            raise _invalid(f"aggregationFrequency: must be one of {', '.join(AGGREGATION_FREQUENCIES)}")
+        fields = {
+            "name": name,
+            "aggregationFrequency": aggregation_frequency,
+            "includePricePerUnit": include_price_per_unit,
+            "generateSlimStatements": generate_slim_statements,
+            "dimensions": [dict(d) for d in dimensions],
+            "measures": [dict(m) for m in measures],
+        }
+        self.ensure_org(org)
+        conn = self._conn()
+        with self._write(conn):
+            return self._insert(conn, org, STATEMENT_DEFINITION, fields, actor)
+
+    def seed_account_plan(
+        self,
+        org: str,
+        account_id: str,
+        *,
+        plan_id: str | None = None,
+        plan_group_id: str | None = None,
+        start_date: str | _dt.date = "2024-01-01",
+        end_date: str | _dt.date | None = None,
+        code: str | None = None,
+        product_id: str | None = None,
+        contract_id: str | None = None,
+        bill_epoch: str | None = None,
+        child_billing_mode: str | None = None,
+        custom_fields: Mapping[str, Any] | None = None,
+        actor: str = SYSTEM_ACTOR,
+    ) -> dict[str, Any]:
+        """Attach a plan (or plan group) to an account, as m3ter answers it (openapi-full.json,
+        AccountPlanResponse). AccountPlanRequest requires ``accountId`` and ``startDate``, and
+        exactly one of ``planId``/``planGroupId``; with neither given a random plan id is used
+        (plans themselves are not modelled). Dates are stored as UTC date-times."""
+        if plan_id is not None and plan_group_id is not None:
+            raise _invalid("planId and planGroupId are exclusive: give exactly one")
+        if plan_id is None and plan_group_id is None:
+            plan_id = str(uuid.uuid4())
+        if child_billing_mode is not None and child_billing_mode not in CHILD_BILLING_MODES:
+            raise _invalid(f"childBillingMode: must be one of {', '.join(CHILD_BILLING_MODES)}")
+        start = _instant(start_date, "startDate")
+        end = None if end_date is None else _instant(end_date, "endDate")
+        if end is not None and end <= start:
+            raise _invalid("endDate: must be after startDate")
+        fields: dict[str, Any] = {"accountId": account_id, "startDate": start}
+        optional = {
+            "planId": plan_id,
+            "planGroupId": plan_group_id,
+            "productId": product_id if plan_id is not None else None,  # not on plan groups
+            "endDate": end,
+            "code": code,
+            "contractId": contract_id,
+            "billEpoch": bill_epoch,
+            "childBillingMode": child_billing_mode,
+            "customFields": dict(custom_fields) if custom_fields is not None else None,
+        }
+        fields.update({k: v for k, v in optional.items() if v is not None})
+        self.ensure_org(org)
+        conn = self._conn()
+        with self._write(conn):
+            found = conn.execute(
+                "SELECT 1 FROM entities WHERE org = ? AND kind = ? AND id = ?", (org, ACCOUNT, account_id)
+            ).fetchone()
+            if found is None:
+                raise _invalid(f"accountId: account {account_id} does not exist")
+            return self._insert(conn, org, ACCOUNT_PLAN, fields, actor)
+
+    def list_account_plans(
+        self,
+        org: str,
+        *,
+        page_size: int,
+        next_token: str | None = None,
+        account: str | None = None,
+        plan: str | None = None,
+        contract: str | None = None,
+        product: str | None = None,
+        include_all: bool = False,
+        date: str | None = None,
+        ids: Collection[str] | None = None,
+        now: _dt.datetime | None = None,
+    ) -> Page:
+        """One page of account plans with the filters of ``GET /accountplans``
+        (openapi-full.json, ListAccountPlans): ``account``, ``plan`` and ``contract`` return only
+        the plans active now unless ``include_all`` ("includeall ... only operative if you also
+        have one of account, plan or contract"); ``product`` only together with ``account``;
+        ``date`` the plans active on that date; ``ids`` those ids."""
+        if product is not None and account is None:
+            raise _invalid("product: can only be used together with account")
+        extra: builtins.list[tuple[str, Iterable[Any]]] = []
+        for column, value in (("planId", plan), ("contractId", contract), ("productId", product)):
+            if value is not None:
+                extra.append((f"json_extract(body, '$.{column}') = ?", (value,)))
+        active_at: str | None = None
+        if date is not None:
+            active_at = _instant(date, "date")
+        elif not include_all and (account is not None or plan is not None or contract is not None):
+            active_at = _instant(now or _dt.datetime.now(_dt.UTC), "now")
+        if active_at is not None:
+            extra.append(
+                (
+                    "json_extract(body, '$.startDate') <= ? AND (json_extract(body, '$.endDate') IS NULL "
+                    "OR json_extract(body, '$.endDate') > ?)",
+                    (active_at, active_at),
+                )
+            )
+        return self._page(org, ACCOUNT_PLAN, page_size, next_token, ids=ids, parent_id=account, extra=extra)
+
+    def account_plans_of(self, org: str, account_ids: Collection[str]) -> EntityList:
+        """Every account plan (active, future or ended) of the given accounts, newest first:
+        each of them blocks the account's deletion."""
+        self.ensure_org(org)
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT body FROM entities WHERE org = ? AND kind = ? "
+                "AND parent_id IN (SELECT value FROM json_each(?)) ORDER BY seq DESC",
+                (org, ACCOUNT_PLAN, _dumps(builtins.list(dict.fromkeys(account_ids)))),
+            )
+            .fetchall()
+        )
+        return [json.loads(body) for (body,) in rows]
+
     # ---- fault injection
 
     def fail_on(
@@ -902,7 +1095,7 @@ class Store:
     def create(
         self, org: str, kind: KindLike, body: Mapping[str, Any], *, actor: str = DEFAULT_ACTOR
     ) -> dict[str, Any]:
-        name = _kind_name(kind)
+        name = _managed_name(kind)
         if name in SINGLETONS:
             raise _invalid(f"{name} is a singleton; it cannot be created")
         if isinstance(body, Mapping) and body.get("version") is not None:
@@ -928,7 +1121,7 @@ class Store:
     ) -> EntityList:
         """Create several objects in one transaction, all or nothing (for seeding benchmarks
         and tests quickly; same rules as :meth:`create`, no fault injection)."""
-        name = _kind_name(kind)
+        name = _managed_name(kind)
         if name in SINGLETONS:
             raise _invalid(f"{name} is a singleton; it cannot be created")
         self.ensure_org(org)
@@ -950,7 +1143,7 @@ class Store:
         self, org: str, kind: KindLike, entity_id: str, body: Mapping[str, Any], *, actor: str = DEFAULT_ACTOR
     ) -> dict[str, Any]:
         """Replace the entity (PUT): ``body`` must carry the stored ``version``."""
-        name = _kind_name(kind)
+        name = _managed_name(kind)
         if name in SINGLETONS:
             raise _invalid(f"{name} is a singleton; use put_singleton")
         return self._replace(org, name, entity_id, body, actor)
@@ -1026,7 +1219,7 @@ class Store:
 
     def delete(self, org: str, kind: KindLike, entity_id: str, *, actor: str = DEFAULT_ACTOR) -> dict[str, Any]:
         """Remove the entity and return it as it was."""
-        name = _kind_name(kind)
+        name = _managed_name(kind)
         if name in SINGLETONS:
             raise _invalid(f"{name} is a singleton; it cannot be deleted")
         self.ensure_org(org)
@@ -1051,6 +1244,23 @@ class Store:
                     raise _invalid(
                         f"account {entity.get('code')!r} has {children} child account"
                         f"{'' if children == 1 else 's'}; delete them or change their parent first"
+                    )
+                # openapi-full.json, DELETE /organizations/{orgId}/accounts/{id}: "This may fail if
+                # there are any AccountPlans that reference the Account being deleted." Any plan
+                # counts, ended or not: the description does not limit it to active ones.
+                plans = [
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT id FROM entities WHERE org = ? AND kind = ? AND parent_id = ? ORDER BY seq",
+                        (org, ACCOUNT_PLAN, entity_id),
+                    )
+                ]
+                if plans:
+                    shown = ", ".join(plans[:5]) + (", ..." if len(plans) > 5 else "")
+                    raise _invalid(
+                        f"account {entity.get('code')!r} cannot be deleted: {len(plans)} account plan"
+                        f"{' references' if len(plans) == 1 else 's reference'} it ({shown}); "
+                        "delete those account plans first"
                     )
             if name == CURRENCY:
                 self._check_currency_unused(conn, org, str(entity.get("code")))
@@ -1096,7 +1306,7 @@ class Store:
                     name,
                     entity["id"],
                     code,
-                    entity.get("parentAccountId"),
+                    entity.get("accountId") if name == ACCOUNT_PLAN else entity.get("parentAccountId"),
                     1 if entity.get("archived") else 0,
                     1,
                     _dumps(entity),

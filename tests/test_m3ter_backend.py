@@ -514,8 +514,22 @@ def test_codes_are_fetched_by_filter_in_batches() -> None:
     assert len(gets) == 3  # 121 codes: 50 + 50 + 21, each one page
     for request in gets:
         sent = [v for k, v in parse_qsl(request.url.query.decode()) if k == "codes"]
-        assert 1 <= len(sent) <= 50  # repeated parameters, not comma-joined
+        # one comma-joined parameter, as the official SDKs send arrays (array_format="comma")
+        assert len(sent) == 1 and 1 <= len(sent[0].split(",")) <= 50
         assert len(str(request.url)) < 2000
+
+
+def test_a_code_holding_a_comma_is_found_by_listing_the_kind() -> None:
+    """Comma-joined arrays cannot carry a code with a comma; the kind is listed instead."""
+    server = FakeM3ter()
+    server.add("accounts", code="ACME, Inc", name="x")
+    server.add("accounts", code="ACME", name="y")
+    server.add("accounts", code=" Inc", name="z")
+    backend = make(server)
+    found = backend.list(ACCOUNT, ["ACME, Inc", "OTHER"])
+    assert [e["code"] for e in found] == ["ACME, Inc"]
+    gets = [r for r in server.requests if r.method == "GET"]
+    assert len(gets) == 1 and "codes" not in dict(parse_qsl(gets[0].url.query.decode()))
 
 
 def test_long_codes_make_smaller_batches() -> None:

@@ -155,9 +155,10 @@ def test_account_currency_without_conversion_rate(tmp_path: Path) -> None:
           - {code: c, name: C, emailAddress: c@example.com, currency: GBP}
           - {code: d, name: D, emailAddress: d@example.com, currency: USD}
         """)
-    found = [d for d in result.diagnostics if "no rate between" in d.message]
+    found = [d for d in result.diagnostics if "has no conversion from" in d.message]
     assert len(found) == 1
-    assert "billed in GBP" in found[0].message and "(and 1 more place)" in found[0].message
+    assert "no conversion from USD (the organization currency) to GBP" in found[0].message
+    assert "(and 1 more place)" in found[0].message
     assert found[0].location is not None and (found[0].location.line, found[0].location.column) == (7, 63)
 
 

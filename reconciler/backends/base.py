@@ -76,6 +76,18 @@ class Backend(ABC):
     @abstractmethod
     def delete(self, kind: Kind, entity_id: str) -> Entity: ...
 
+    def statement_definitions(self) -> builtins.list[Entity]:
+        """Every statement definition of the organization (``GET /statementdefinitions``), so
+        manifests can name one instead of its organization-specific id. A backend that holds
+        none (a test double) has none."""
+        return []
+
+    def account_plans(self, account_ids: Collection[str]) -> builtins.list[Entity]:
+        """Every account plan (active, future or ended) of the given accounts: m3ter refuses
+        to delete an account while any account plan references it (openapi-full.json,
+        DELETE /accounts/{id}). A backend that holds none (a test double) has none."""
+        return []
+
     def fetch_live(self, wanted: Mapping[str, Collection[str] | None]) -> dict[str, builtins.list[Entity]]:
         """Read what a plan needs: for each kind name, all objects (None) or only some codes.
 

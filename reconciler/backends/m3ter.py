@@ -22,7 +22,7 @@ import builtins
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -66,6 +66,8 @@ from reconciler.kinds import READ_ONLY_FIELDS, Kind
 CODES_PER_REQUEST = 50
 #: ... and at most about this many characters of ``codes=`` query per request.
 CODES_QUERY_CHARS = 1500
+#: pageSize for the read-only listings (statement definitions, account plans): their maximum.
+READ_PAGE_SIZE = 100
 #: Longest slice of an API error message passed on to people.
 MESSAGE_LIMIT = 500
 
@@ -188,6 +190,40 @@ class M3terBackend(Backend):
             for name, pages in results.items()
         }
 
+    def statement_definitions(self) -> Entities:
+        """``GET /statementdefinitions``, every page (pageSize at most 100: openapi-full.json,
+        ListStatementDefinitions)."""
+        return self._pages(f"{self._org_url}/statementdefinitions", [], READ_PAGE_SIZE, "statement definitions")
+
+    def account_plans(self, account_ids: Collection[str]) -> Entities:
+        """``GET /accountplans?account=ID&includeall=true`` per account, concurrently (each
+        request under the rate limiter). ``account`` takes one id, and alone returns only the
+        currently active plans; ``includeall=true`` adds ended and future ones, which block a
+        delete too (openapi-full.json, ListAccountPlans)."""
+        wanted = list(dict.fromkeys(str(a) for a in account_ids))
+        url = f"{self._org_url}/accountplans"
+        jobs = [
+            partial(self._pages, url, [("account", a), ("includeall", "true")], READ_PAGE_SIZE, "account plans")
+            for a in wanted
+        ]
+        keep = set(wanted)
+        # Filter again by accountId: a server that ignored the filter must not blame other accounts.
+        return [e for e in _merge_by_id(self._run_parallel(jobs), None) if str(e.get("accountId")) in keep]
+
+    def _run_parallel(self, jobs: Sequence[Callable[[], Entities]]) -> builtins.list[Entities]:
+        """Run listing jobs on up to ``parallelism`` threads; results in job order."""
+        if len(jobs) <= 1:
+            return [job() for job in jobs]
+        pool = ThreadPoolExecutor(max_workers=min(self._workers, len(jobs)), thread_name_prefix="m3ter-fetch")
+        try:
+            futures = [pool.submit(job) for job in jobs]
+            results = [f.result() for f in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return results
+
     def get(self, kind: Kind, entity_id: str) -> Entity | None:
         if kind.singleton:
             return self.get_singleton(kind)
@@ -292,35 +328,44 @@ class M3terBackend(Backend):
             variants.append([("archived", "true")])
         if codes is None:
             return variants
-        return [[*[("codes", c) for c in batch], *variant] for batch in code_batches(codes) for variant in variants]
+        if any("," in str(c) for c in codes):
+            # Array query parameters go comma-joined, as the official SDKs send them
+            # (m3ter 0.9.0: ``Querystring(array_format="comma")`` in _client.py), so a code
+            # holding a comma (account codes may) cannot be asked for by filter: list the
+            # whole kind instead; _merge_by_id keeps only the wanted codes.
+            return variants
+        return [[("codes", ",".join(batch)), *variant] for batch in code_batches(codes) for variant in variants]
 
     def _list_all_pages(self, kind: Kind, params: Params) -> Entities:
+        return self._pages(self._kind_url(kind), params, kind.page_size, kind.name)
+
+    def _pages(self, url: str, params: Params, page_size: int, label: str) -> Entities:
+        """Every page of one listing, in turn (``nextToken`` until there is none)."""
         out: Entities = []
         seen_tokens: set[str] = set()
         next_token: str | None = None
-        url = self._kind_url(kind)
         while True:
-            query = [*params, ("pageSize", str(kind.page_size))]
+            query = [*params, ("pageSize", str(page_size))]
             if next_token:
                 query.append(("nextToken", next_token))
             try:
-                page = self._call("GET", url, params=query, what=f"list {kind.name}")
+                page = self._call("GET", url, params=query, what=f"list {label}")
             except NotFoundError:
                 raise BackendError(
-                    f"m3ter answered 404 to listing {kind.name}: check the base URL and organization id",
+                    f"m3ter answered 404 to listing {label}: check the base URL and organization id",
                     status=404,
                 ) from None
             except _Refused as exc:
-                raise BackendError(f"m3ter refused to list {kind.name}: {exc.api_message}", status=exc.status) from None
+                raise BackendError(f"m3ter refused to list {label}: {exc.api_message}", status=exc.status) from None
             data = page.get("data") if isinstance(page, dict) else None
             if not isinstance(data, list):
-                raise BackendError(f"m3ter answered listing {kind.name} without a 'data' list")
+                raise BackendError(f"m3ter answered listing {label} without a 'data' list")
             out.extend(e for e in data if isinstance(e, dict))
             next_token = page.get("nextToken") or None
             if next_token is None:
                 return out
             if next_token in seen_tokens:
-                raise BackendError(f"m3ter repeated a page token while listing {kind.name}; stopping")
+                raise BackendError(f"m3ter repeated a page token while listing {label}; stopping")
             seen_tokens.add(next_token)
 
     def _kind_url(self, kind: Kind) -> str:
@@ -588,7 +633,7 @@ def code_batches(codes: Collection[str]) -> list[list[str]]:
     batch: list[str] = []
     size = 0
     for code in unique:
-        cost = len("codes=") + len(quote(code, safe="")) + 1
+        cost = len("codes=") + len(quote(code, safe="")) + 1  # a bound: joined, each costs len + 3 (%2C)
         if batch and (len(batch) >= CODES_PER_REQUEST or size + cost > CODES_QUERY_CHARS):
             batches.append(batch)
             batch, size = [], 0

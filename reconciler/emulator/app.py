@@ -12,6 +12,10 @@ What it answers (every path below ``/organizations/{orgId}/`` comes from the kin
   ``creditreasons``, ``debitreasons``, ``transactiontypes``) and ``accounts``: GET (list), POST,
   ``/{id}`` GET, PUT, DELETE (DELETE answers the removed entity). ``accounts/search`` (routed
   before ``accounts/{id}``) and ``accounts/{id}/children``.
+* ``statementdefinitions`` (list, ``/{id}``) and ``accountplans`` (list with ``account``,
+  ``plan``, ``contract``, ``product``, ``includeall``, ``date``, ``ids``; ``/{id}``): GET only;
+  they are seeded through the store. ``DELETE accounts/{id}`` answers 400 while any account
+  plan references the account.
 * Lists: ``pageSize`` 1..100 (1..200 for children; default 10; outside -> 400), ``nextToken``,
   ``ids`` and ``codes`` both repeated (``codes=a&codes=b``) and comma-joined (``codes=a,b``; a
   value is matched whole as well as split, so codes containing commas still match), and
@@ -62,7 +66,7 @@ from starlette.routing import Route
 
 from reconciler import kinds
 from reconciler.emulator.core import AuthError, Emulator
-from reconciler.store import StoreError
+from reconciler.store import ACCOUNT_PLAN, STATEMENT_DEFINITION, StoreError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -129,14 +133,18 @@ def _multi(request: Request, name: str) -> list[str] | None:
     return values or None
 
 
-def _archived(request: Request) -> bool:
-    raw = request.query_params.get("archived")
+def _boolean(request: Request, name: str, *, default: bool) -> bool:
+    raw = request.query_params.get(name)
     if raw is None or raw == "":
-        return False
+        return default
     lowered = raw.lower()
     if lowered not in ("true", "false"):
-        raise BadRequest("archived must be true or false")
+        raise BadRequest(f"{name} must be true or false")
     return lowered == "true"
+
+
+def _archived(request: Request) -> bool:
+    return _boolean(request, "archived", default=False)
 
 
 async def _json_body(request: Request) -> Any:
@@ -246,6 +254,13 @@ class EmulatorApp:
             Route("/oauth/token", self.token, methods=["POST"]),
             Route(f"{base}/accounts/search", self._op("account", self.search_accounts), methods=["GET"]),
             Route(f"{base}/accounts/{{id}}/children", self._op("account", self.account_children), methods=["GET"]),
+            # Read-only kinds reconciler looks up but does not manage (seeded through the store).
+            Route(f"{base}/statementdefinitions", self._op(STATEMENT_DEFINITION, self.list_entities), methods=["GET"]),
+            Route(
+                f"{base}/statementdefinitions/{{id}}", self._op(STATEMENT_DEFINITION, self.get_entity), methods=["GET"]
+            ),
+            Route(f"{base}/accountplans", self._op(ACCOUNT_PLAN, self.list_account_plans), methods=["GET"]),
+            Route(f"{base}/accountplans/{{id}}", self._op(ACCOUNT_PLAN, self.get_entity), methods=["GET"]),
         ]
         for kind in kinds.KINDS:
             path = f"{base}/{kind.api_path}"
@@ -304,7 +319,7 @@ class EmulatorApp:
         token = request.query_params.get("nextToken") or None
         ids = _multi(request, "ids")
         codes = _multi(request, "codes")
-        archived = _archived(request) if kinds.get(kind).archivable else None
+        archived = _archived(request) if kind in kinds.BY_NAME and kinds.get(kind).archivable else None
         items, next_token = await run_in_threadpool(
             lambda: self.store.list(
                 org, kind, page_size=size, next_token=token, ids=ids, codes=codes, archived=archived
@@ -332,6 +347,29 @@ class EmulatorApp:
         org, entity_id = request.path_params["org"], request.path_params["id"]
         actor = self._actor(request)
         return JSONResponse(await run_in_threadpool(lambda: self.store.delete(org, kind, entity_id, actor=actor)))
+
+    async def list_account_plans(self, _: str, request: Request) -> Response:
+        """``GET /accountplans`` with the filters of openapi-full.json (ListAccountPlans)."""
+        org = request.path_params["org"]
+        size = _page_size(request, self.emulator.config.default_page_size, LIST_MAX)
+        token = request.query_params.get("nextToken") or None
+        q = request.query_params
+        include_all = _boolean(request, "includeall", default=False)
+        items, next_token = await run_in_threadpool(
+            lambda: self.store.list_account_plans(
+                org,
+                page_size=size,
+                next_token=token,
+                account=q.get("account") or None,
+                plan=q.get("plan") or None,
+                contract=q.get("contract") or None,
+                product=q.get("product") or None,
+                include_all=include_all,
+                date=q.get("date") or None,
+                ids=_multi(request, "ids"),
+            )
+        )
+        return _page(items, next_token)
 
     async def account_children(self, _: str, request: Request) -> Response:
         org, entity_id = request.path_params["org"], request.path_params["id"]

@@ -131,37 +131,50 @@ def _grouped(
 
 
 def _account_currencies(manifests: Manifests, org: DesiredObject | None, state: LoadState) -> None:
-    """Seed: bills fail for an account whose billing currency has no conversion rate from the
-    pricing currency. Checked when the manifests give both the organization currency and its
-    conversion rates."""
+    """Bills fail for an account when no rate converts its plans' pricing currency into its
+    billing currency. Checked when the manifests give both the organization currency and its
+    conversion rates, taking the organization currency as the pricing currency (the common
+    setup: price in one currency, bill each account in its own).
+
+    The direction matters: m3ter converts *from* the pricing currency *to* the billing
+    currency. Sources: the OpenAPI document's ``OrganizationConfigRequest.currencyConversions``
+    ("conversion rates from pricing currency to billing currency"), ``AccountRequest.currency``
+    ("convert line items calculated using the Plan currency into the selected billing
+    currency"), and the seed page on currencies ("a conversion rate to convert a pricing
+    currency you've used to the billing currency used for an Account"). So an account billed
+    in EUR under a USD organization needs ``{from: USD, to: EUR}``; the reverse rate does not
+    serve it, which the message says when only the reverse is given.
+    """
     if org is None:
         return
     org_currency = org.fields.get("currency")
     conversions = org.fields.get("currencyConversions")
     if not isinstance(org_currency, str) or not isinstance(conversions, list):
         return
-    linked = {org_currency}
-    for rate in conversions:
-        if isinstance(rate, dict):
-            a, b = rate.get("from"), rate.get("to")
-            if a == org_currency and isinstance(b, str):
-                linked.add(b)
-            elif b == org_currency and isinstance(a, str):
-                linked.add(a)
+    rates = {
+        (rate.get("from"), rate.get("to")) for rate in conversions if isinstance(rate, dict)
+    }
     uses: dict[str, list[tuple[DesiredObject, tuple[str | int, ...]]]] = {}
     for account in manifests.of_kind("account").values():
         currency = account.fields.get("currency")
-        if isinstance(currency, str) and currency not in linked:
+        if isinstance(currency, str) and currency != org_currency and (org_currency, currency) not in rates:
             uses.setdefault(currency, []).append((account, ("currency",)))
-    _grouped(
-        state,
-        uses,
-        lambda code, obj: (
-            f"{describe(obj)}: currency: billed in {code} but organization.currencyConversions has no "
-            f"rate between {code} and the organization currency {org_currency}; bills fail for such "
-            "accounts when plans are priced in another currency"
-        ),
-    )
+
+    def message(code: str, obj: DesiredObject) -> str:
+        reverse = (
+            f" (the rate from {code} to {org_currency} converts the other way and does not serve)"
+            if (code, org_currency) in rates
+            else ""
+        )
+        return (
+            f"{describe(obj)}: currency: billed in {code}, but organization.currencyConversions has no "
+            f"conversion from {org_currency} (the organization currency) to {code}{reverse}; m3ter converts "
+            "each bill line item from its plan's pricing currency to the billing currency, so bills fail "
+            f"for this account when its plans are priced in {org_currency}: add "
+            f"{{from: {org_currency}, to: {code}, multiplier: ...}}"
+        )
+
+    _grouped(state, uses, message)
 
 
 def _archived_currencies(manifests: Manifests, org: DesiredObject | None, state: LoadState) -> None:

@@ -205,22 +205,73 @@ class _Strict(BaseModel):
 
 
 class CurrencyConversion(_Strict):
+    """One rate of ``organization.currencyConversions``: converts amounts from ``from`` (a
+    plan's pricing currency) to ``to`` (the billing currency).
+
+    Only ``from`` and ``to`` are required: the m3ter OpenAPI document's ``CurrencyConversion``
+    schema lists ``required: [from, to]`` and the official SDK types ``multiplier`` as
+    optional, so a live organization may hold a rate without one and ``export`` writes it
+    that way.
+
+    A missing ``multiplier`` (or ``multiplier: null``) means "this rate carries no
+    multiplier", exactly as the API reads the same body; it does not mean "keep the live
+    multiplier". ``currencyConversions`` is managed as a whole list (its entries have no
+    identity of their own), so an entry ``{from: EUR, to: USD}`` against a live
+    ``{from: EUR, to: USD, multiplier: 1.08}`` is a change that the plan shows and apply
+    sends without the multiplier (the document states no default for that case). Give the
+    multiplier to manage the rate.
+    """
+
     from_: Annotated[StrictStr, Field(min_length=1, alias="from")]
     to: Annotated[StrictStr, Field(min_length=1)]
-    multiplier: Annotated[Number, Field(gt=0)]
+    multiplier: Annotated[Number, Field(gt=0)] | None = None
 
+
+
+# OrganizationConfigRequest's ``required`` list in the full m3ter OpenAPI document: a PUT
+# without one of these is refused, so a manifest may leave them out (unmanaged: the live
+# value is sent back) but never ask for them to be empty.
+ORG_CONFIG_PUT_REQUIRED = (
+    "currency",
+    "timezone",
+    "yearEpoch",
+    "monthEpoch",
+    "weekEpoch",
+    "dayEpoch",
+    "daysBeforeBillDue",
+)
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    """JSON Schema of a field that may be absent but not null: keep the non-null branch."""
+    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+
+
+def _put_required() -> Any:
+    """Default of an :data:`ORG_CONFIG_PUT_REQUIRED` field: absent, never null in the schema."""
+    return Field(default=None, json_schema_extra=_drop_null)
 
 
 class OrganizationConfig(_Strict):
-    """``organization:`` — the singleton organization configuration."""
+    """``organization:`` — the singleton organization configuration.
 
-    currency: Annotated[StrictStr, Field(min_length=1)] | None = None
-    timezone: Timezone | None = None
-    yearEpoch: IsoDate | None = None
-    monthEpoch: IsoDate | None = None
-    weekEpoch: IsoDate | None = None
-    dayEpoch: IsoDate | None = None
-    daysBeforeBillDue: PositiveInt | None = None
+    currency, timezone, the four epochs and daysBeforeBillDue may be left out (not managed)
+    but never set to null: m3ter requires them on every update.
+    """
+
+    # Optional (absent = unmanaged), but the JSON Schema offers no null (_put_required) and
+    # the before-validator turns an explicit null into a sentence that says why.
+    currency: Annotated[StrictStr, Field(min_length=1)] | None = _put_required()
+    timezone: Timezone | None = _put_required()
+    yearEpoch: IsoDate | None = _put_required()
+    monthEpoch: IsoDate | None = _put_required()
+    weekEpoch: IsoDate | None = _put_required()
+    dayEpoch: IsoDate | None = _put_required()
+    daysBeforeBillDue: PositiveInt | None = _put_required()
     currencyConversions: list[CurrencyConversion] | None = None
     scheduledBillInterval: Annotated[Number, AfterValidator(_scheduled_interval)] | None = None
     scheduledBillOffset: Annotated[StrictInt, Field(ge=0, le=23)] | None = None
@@ -233,12 +284,26 @@ class OrganizationConfig(_Strict):
     suppressedEmptyBills: StrictBool | None = None
     consolidateBills: StrictBool | None = None
     defaultStatementDefinitionId: StrictStr | None = None
+    # By name instead of id (ids differ between organizations): resolved to
+    # defaultStatementDefinitionId at plan time (reconciler.lookups); not both.
+    defaultStatementDefinition: Annotated[StrictStr, Field(min_length=1)] | None = None
     autoGenerateStatementMode: StatementMode | None = None
     creditApplicationOrder: CreditApplicationOrder | None = None
     allowNegativeBalances: StrictBool | None = None
     allowOverlappingPlans: StrictBool | None = None
     billPrefix: StrictStr | None = None
     sequenceStartNumber: Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)] | None = None
+
+    @field_validator(*ORG_CONFIG_PUT_REQUIRED, mode="before")
+    @classmethod
+    def _required_by_put(cls, value: Any) -> Any:
+        """Source: OrganizationConfigRequest ``required`` in the m3ter OpenAPI document."""
+        if value is None:
+            raise ValueError(
+                "cannot be null: m3ter requires it on every organization config update; "
+                "give a value, or leave the field out to keep the live one"
+            )
+        return value
 
     @field_validator("scheduledBillOffset")
     @classmethod
@@ -328,6 +393,8 @@ class Account(_Strict):
     purchaseOrderNumber: Annotated[StrictStr, Field(max_length=100)] | None = None
     currency: Annotated[StrictStr, Field(min_length=1)] | None = None
     statementDefinitionId: StrictStr | None = None
+    # By name instead of id: resolved to statementDefinitionId at plan time; not both.
+    statementDefinition: Annotated[StrictStr, Field(min_length=1)] | None = None
     autoGenerateStatementMode: StatementMode | None = None
     creditApplicationOrder: CreditApplicationOrder | None = None
     daysBeforeBillDue: PositiveInt | None = None

@@ -22,9 +22,69 @@ if TYPE_CHECKING:
 
 
 def check(manifests: Manifests, state: LoadState) -> None:
-    """Load-time rules that need every object: parent cycles and conversion-rate sanity."""
+    """Load-time rules that need every object: parent cycles, conversion-rate sanity and
+    settings that m3ter refuses inside a parent/child hierarchy."""
     _parent_cycles(manifests, state)
     _conversions(manifests, state)
+    _credit_order_in_hierarchy(manifests, state)
+    _name_or_id(manifests, state)
+
+
+def _name_or_id(manifests: Manifests, state: LoadState) -> None:
+    """A setting given both by name (``statementDefinition``) and by id
+    (``statementDefinitionId``) is refused: which one wins would be a guess."""
+    from reconciler.lookups import NAMED_REFERENCES
+
+    for ref in NAMED_REFERENCES:
+        for obj in manifests.of_kind(ref.kind).values():
+            if ref.name_field in obj.fields and ref.id_field in obj.fields:
+                state.at_field(
+                    "error",
+                    f"{describe(obj)}: {ref.name_field}: give the {ref.target} either by name ({ref.name_field}) "
+                    f"or by id ({ref.id_field}), not both",
+                    obj,
+                    (ref.name_field,),
+                )
+
+
+def _credit_order_in_hierarchy(manifests: Manifests, state: LoadState) -> None:
+    """An account with a parent, or one that is the parent of another account in the
+    manifests, may not set ``creditApplicationOrder``.
+
+    Source: the m3ter OpenAPI document, ``AccountRequest.creditApplicationOrder``: "If the
+    Account belongs to a Parent/Child Account hierarchy, then the creditApplicationOrder
+    settings are not available, and the draw-down order defaults always to Prepayment then
+    Balance order." A parent known only live (not in the manifests) is covered through the
+    child's own ``parent``; children that exist only live cannot be seen offline.
+    An explicit ``null`` or ``[]`` (leave it empty) is what the rule asks for, so it passes.
+    """
+    accounts = manifests.of_kind("account")
+    children: dict[str, list[str]] = {}
+    for code, obj in accounts.items():
+        parent = obj.fields.get("parent")
+        if isinstance(parent, str):
+            children.setdefault(parent, []).append(code)
+    for code, obj in accounts.items():
+        order = obj.fields.get("creditApplicationOrder")
+        if order is None or order == []:
+            continue
+        parent = obj.fields.get("parent")
+        if isinstance(parent, str):
+            why = f"it is a child of {parent!r}"
+        elif code in children:
+            kids = sorted(children[code])
+            shown = ", ".join(repr(k) for k in kids[:3]) + (f" and {len(kids) - 3} more" if len(kids) > 3 else "")
+            why = f"it is the parent of {shown}"
+        else:
+            continue
+        state.at_field(
+            "error",
+            f"{describe(obj)}: creditApplicationOrder: not available for an account in a parent/child "
+            f"hierarchy ({why}); m3ter always draws down Prepayment then Balance for such accounts. "
+            "Remove the field (m3ter API, AccountRequest.creditApplicationOrder)",
+            obj,
+            ("creditApplicationOrder",),
+        )
 
 
 def _parent_cycles(manifests: Manifests, state: LoadState) -> None:
