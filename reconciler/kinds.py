@@ -90,6 +90,9 @@ class Kind:
     delete_needs_flag: bool = False
     # Codes m3ter never lets a plan delete, with the reason and the fix (DESIGN §1).
     undeletable: Mapping[str, str] = field(default_factory=dict)
+    # What outside the managed kinds blocks a delete, read from the backend only when a plan
+    # deletes objects of this kind: (backend, ids) -> {id: what is in the way and the fix}.
+    delete_guard: Callable[[Any, list[str]], Mapping[str, str]] | None = None
 
     @property
     def keyed(self) -> bool:
@@ -98,6 +101,25 @@ class Kind:
     def key_of(self, obj: Mapping[str, Any]) -> str:
         """Identity of an object of this kind: its code, or the kind name for singletons."""
         return self.name if self.singleton else str(obj["code"])
+
+
+def _account_plans_in_the_way(backend: Any, ids: list[str]) -> dict[str, str]:
+    """openapi-full.json, DELETE /accounts/{id}: "This may fail if there are any AccountPlans
+    that reference the Account being deleted." Any account plan, ended or not, counts."""
+    found: dict[str, list[str]] = {}
+    for plan in backend.account_plans(ids):
+        what = plan.get("code") or plan.get("id")
+        span = f"from {str(plan.get('startDate', '?'))[:10]}" + (
+            f" to {str(plan['endDate'])[:10]}" if plan.get("endDate") else ", open-ended")
+        found.setdefault(str(plan.get("accountId")), []).append(f"account plan {what} ({span})")
+    return {
+        account_id: (
+            f"m3ter refuses to delete an account that account plans reference: {', '.join(plans[:5])}"
+            + (f" and {len(plans) - 5} more" if len(plans) > 5 else "")
+            + "; delete those account plans first (ending them is not enough), or keep the account"
+        )
+        for account_id, plans in found.items()
+    }
 
 
 def _picklist(name: str, key: str, path: str, model: type[BaseModel], **extra: Any) -> Kind:
@@ -176,6 +198,7 @@ KINDS: tuple[Kind, ...] = (
             ),
         },
         delete_needs_flag=True,
+        delete_guard=_account_plans_in_the_way,
         delete_warning=(
             "deleting an account permanently dissociates its usage data; an account created later "
             "with the same code does not get it back"

@@ -34,6 +34,7 @@ from reconciler import kinds
 from reconciler.backends.base import Backend
 from reconciler.compare import FieldDiff
 from reconciler.diagnostics import ReconcilerError
+from reconciler.guards import delete_blockers
 from reconciler.manifest.files import ManifestFileError, read_manifest_bytes
 from reconciler.order import order_changes
 from reconciler.plan import ACTIONS, Change, LiveState, Plan, diff_body, safety_refusals
@@ -260,8 +261,9 @@ def check_against_live(saved: SavedPlan, backend: Backend) -> Plan:
     saved_order = [list(c.depends_on) for c in plan.changes]
     saved_keys = [(c.kind, c.key) for c in plan.changes]
     ordering = order_changes(list(plan.changes), live)
-    if ordering.blockers:
-        raise PlanRefused(_listed("the saved plan cannot succeed against the organization now", ordering.blockers))
+    blockers = [*ordering.blockers, *delete_blockers(ordering.changes, backend)]
+    if blockers:
+        raise PlanRefused(_listed("the saved plan cannot succeed against the organization now", blockers))
     if [(c.kind, c.key) for c in ordering.changes] != saved_keys or [c.depends_on for c in ordering.changes] \
             != saved_order:
         raise PlanRefused(

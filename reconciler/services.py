@@ -19,6 +19,7 @@ from reconciler.apply import ApplyResult, Progress, apply_changes
 from reconciler.backends import BackendOptions, open_backend
 from reconciler.backends.base import Backend
 from reconciler.diagnostics import Diagnostic, ReconcilerError
+from reconciler.guards import delete_blockers
 from reconciler.lookups import resolve_names
 from reconciler.manifest import load_manifests, reference_diagnostics
 from reconciler.manifest.types import LoadResult, Manifests
@@ -121,6 +122,7 @@ def plan_loaded(result: LoadResult, backend: Backend) -> PlanOutcome:
         return PlanOutcome(diagnostics)
     plan = build_plan(manifests, live, organization=backend.org_id, backend=backend.name)
     plan.read_by_code = {name: sorted(codes) for name, codes in wanted.items() if codes is not None}
+    plan.blockers.extend(delete_blockers(plan.changes, backend))
     return PlanOutcome(diagnostics, plan, [d.format() for d in diagnostics if not d.is_error])
 
 

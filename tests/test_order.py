@@ -228,3 +228,40 @@ def test_deleted_parent_waits_for_children_moved_elsewhere(tmp_path: Path) -> No
     result = apply(path, f"local:{db}", "--parallelism", "8")
     assert result.code == 0, result.output
     assert parents(db) == {"new-parent": None, "kid1": "new-parent", "kid2": None}
+
+
+def test_account_with_account_plans_is_not_deleted_but_refused_at_plan_time(tmp_path: Path) -> None:
+    """openapi-full.json: DELETE /accounts/{id} fails while account plans reference it."""
+    db = tmp_path / "org.sqlite"
+    with org(db) as backend:
+        kept = seed_account(backend, "gone-co")
+        seed_account(backend, "free-co")
+        backend.store.seed_account_plan(backend.org_id, kept, code="gold_2024", start_date="2024-01-01",
+                                        end_date="2024-12-31")
+    path = manifest(tmp_path, "accounts:\n" + account_yaml("keep-co")
+                    + "settings:\n  prune: {accounts: delete}\n  safety: {maxRemovePercent: 100}\n")
+    result = run_cli("plan", path, "--backend", f"local:{db}")
+    assert result.code == 1
+    assert "cannot delete account gone-co" in result.stderr
+    assert "account plan gold_2024 (from 2024-01-01 to 2024-12-31)" in result.stderr
+    assert "delete those account plans first" in result.stderr
+    assert "free-co" not in result.stderr.split("error:", 1)[1]  # only the blocked account is named
+    refused = apply(path, f"local:{db}")
+    assert refused.code == 1
+    assert set(parents(db)) == {"gone-co", "free-co"}  # nothing was changed
+
+
+def test_saved_plan_refused_when_an_account_plan_appears_after_review(tmp_path: Path) -> None:
+    db = tmp_path / "org.sqlite"
+    with org(db) as backend:
+        seed_account(backend, "old-co")
+    path = manifest(tmp_path, "accounts:\n" + account_yaml("new-co")
+                    + "settings:\n  prune: {accounts: delete}\n  safety: {maxRemovePercent: 100}\n")
+    out = tmp_path / "plan.json"
+    assert run_cli("plan", path, "--backend", f"local:{db}", "--out", str(out)).code == 0
+    with org(db) as backend:
+        [old] = [a for a in backend.list(ACCOUNT) if a["code"] == "old-co"]
+        backend.store.seed_account_plan(backend.org_id, old["id"], code="late_plan")
+    result = run_cli("apply", "--plan", str(out), "--backend", f"local:{db}", "--auto-approve", "--allow-delete")
+    assert result.code == 1 and "account plan late_plan" in result.stderr
+    assert set(parents(db)) == {"old-co"}
