@@ -167,6 +167,12 @@ class _Constraints:
                     self._forest(kind, ref)
 
     def _forest(self, kind: Kind, ref: Reference) -> None:
+        # Only a move of an existing object can close a cycle or need the moves above it (a
+        # new object has no descendants; manifest-only cycles are validation errors), so a
+        # plan without moves skips the walk over every live object.
+        if not any(c.kind == kind.name and c.action != "create" and any(d.path == ref.path for d in c.diff)
+                   for c in self.changes):
+            return
         parent_live: dict[str, str | None] = {}
         for entity in self.live.of(kind.name):
             code = _code_of(ref, _first(kinds.api_references(kind, entity), ref), self.live)
