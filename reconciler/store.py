@@ -37,9 +37,9 @@ Public API (``kind`` is a kind name from :mod:`reconciler.kinds` or a ``Kind``):
 Rules (what a fresh m3ter organization does, as far as reconciler cares)
 
 * One DB file holds any number of organizations, keyed by org id. An organization is created
-  on first use with the USD currency and a default organization config (Console defaults:
-  standing charge and minimum spend billed in arrears, commitments in advance) and an empty
-  custom fields singleton, all at ``version`` 1.
+  on first use with the USD currency, an organization config holding only the documented
+  defaults (see ``_seed_org_config``: no ``daysBeforeBillDue``, which the document gives no
+  default for) and an empty custom fields singleton, all at ``version`` 1.
 * Ids are UUIDs; ``version`` is 1 on create and +1 per update. An update (or singleton put)
   whose ``version`` is missing or differs from the stored one fails with kind ``conflict``
   (status 400, "version mismatch: expected N, given M"). A create must not send ``version``.
@@ -615,25 +615,44 @@ def _seed_currency() -> dict[str, Any]:
 
 
 def _seed_org_config() -> dict[str, Any]:
+    """A fresh organization's config: only values the official document or the seed pages
+    give as defaults (openapi-full.json, OrganizationConfigRequest / OrganizationConfigResponse;
+    seed page "Settings>Organization"). What neither states is left out, as the response
+    schema requires no field:
+
+    * ``daysBeforeBillDue``: PUT requires it (> 0) but no default is documented, so a fresh
+      organization here has none and the first PUT must give one (as m3ter's does).
+    * ``billPrefix``, ``sequenceStartNumber``: "If you do not define a billPrefix, a default
+      will be used in the Console" - i.e. unset (OrganizationConfigRequest.billPrefix).
+    * ``autoApproveBillsGracePeriod`` (+ unit), ``scheduledBillOffset``,
+      ``defaultStatementDefinitionId``: optional settings, off until set.
+    """
     return {
-        "currency": "USD",
-        "timezone": "UTC",
-        "yearEpoch": "2022-01-01",
-        "monthEpoch": "2022-01-01",
-        "weekEpoch": "2022-01-04",
-        "dayEpoch": "2022-01-01",
-        "daysBeforeBillDue": 1,
-        "scheduledBillInterval": 0.0,
+        "currency": "USD",  # OrganizationConfigRequest.currency default
+        "timezone": "UTC",  # OrganizationConfigRequest/Response.timezone default
+        "yearEpoch": "2022-01-01",  # ...yearEpoch default
+        "monthEpoch": "2022-01-01",  # ...monthEpoch default
+        "weekEpoch": "2022-01-04",  # ...weekEpoch default
+        "dayEpoch": "2022-01-01",  # ...dayEpoch default
+        "scheduledBillInterval": 0.0,  # description: "The default is 0, which disables scheduling"
+        # seed page: "Standing charge billing. Default is to bill in arrears. Minimum spend billing.
+        # Default is to bill in arrears. Prepayments/Commitment fee billing. Default is to bill in advance."
         "standingChargeBillInAdvance": False,
         "commitmentFeeBillInAdvance": True,
         "minimumSpendBillInAdvance": False,
+        # seed page: "First day of next period ... This is the default."
         "externalInvoiceDate": "FIRST_DAY_OF_NEXT_PERIOD",
-        "suppressedEmptyBills": False,
-        "consolidateBills": False,
+        "suppressedEmptyBills": False,  # seed page: "Suppress empty bills ... Default is disabled."
+        "consolidateBills": False,  # seed page: "Consolidate bills ... Default is disabled."
+        # StatementAutoGenerateMode: "The default value is **None**."
+        "autoGenerateStatementMode": "NONE",
+        # seed page: "Prepayment then balance ... Default."
         "creditApplicationOrder": ["PREPAYMENT", "BALANCE"],
+        # allowNegativeBalances: "This feature is enabled on request" - off on a fresh organization.
         "allowNegativeBalances": False,
+        # OrganizationConfigRequest.allowOverlappingPlans: "FALSE ... (*Default*)"
         "allowOverlappingPlans": False,
-        "currencyConversions": [],
+        "currencyConversions": [],  # none defined yet
     }
 
 

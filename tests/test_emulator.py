@@ -204,6 +204,8 @@ def test_singletons(emu: RunningEmulator, client: httpx.Client) -> None:
     config = ok(client.get(path(emu, "organizationconfig", org)))
     assert config["currency"] == "USD" and config["version"] == 1
     body = {k: v for k, v in config.items() if k not in ("id", "dtCreated", "dtLastModified", "createdBy")}
+    fails(client.put(path(emu, "organizationconfig", org), json=body), 400, "daysBeforeBillDue: is required")
+    body["daysBeforeBillDue"] = 30  # PUT requires it; a fresh organization has none (no documented default)
     updated = ok(client.put(path(emu, "organizationconfig", org), json={**body, "timezone": "Europe/Paris"}))
     assert updated["version"] == 2 and updated["timezone"] == "Europe/Paris"
     fails(client.put(path(emu, "organizationconfig", org), json=body), 400, "version mismatch")

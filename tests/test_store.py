@@ -75,7 +75,9 @@ def test_new_org_is_seeded(store: Store) -> None:
     assert config["timezone"] == "UTC"
     assert (config["yearEpoch"], config["monthEpoch"], config["dayEpoch"]) == ("2022-01-01",) * 3
     assert config["weekEpoch"] == "2022-01-04"
-    assert config["daysBeforeBillDue"] == 1
+    # no documented default (OrganizationConfigRequest): a fresh organization has none
+    assert "daysBeforeBillDue" not in config
+    assert config["autoGenerateStatementMode"] == "NONE"  # StatementAutoGenerateMode: "default ... None"
     assert config["scheduledBillInterval"] == 0
     assert config["standingChargeBillInAdvance"] is False
     assert config["commitmentFeeBillInAdvance"] is True
@@ -229,6 +231,7 @@ def test_singletons(store: Store) -> None:
     config = store.get_singleton(ORG, "organizationConfig")
     body = {k: v for k, v in config.items() if k not in ("id", "dtCreated")}
     body["timezone"] = "Europe/London"
+    body["daysBeforeBillDue"] = 30  # required by PUT, absent on a fresh organization
     body.pop("billPrefix", None)
     updated = store.put_singleton(ORG, "organizationConfig", body, actor="bob")
     assert updated["version"] == 2 and updated["timezone"] == "Europe/London"
