@@ -19,6 +19,14 @@ ARCHIVED_TRUE_READINGS = ("document", "only", "include")
 #: What a picklist list without ``archived`` returns (the document states no default):
 #: "exclude" archived objects (the strictest reading) or "include" them.
 ARCHIVED_ABSENT_READINGS = ("exclude", "include")
+#: What ``extra_fields`` adds to every object: fields outside openapi-full.json, shaped like
+#: what a newer m3ter might return (a scalar, a nested object, an array of objects). The
+#: document allows them: no schema sets ``additionalProperties: false``.
+EXTRA_FIELDS: dict[str, object] = {
+    "customerSince": "2019-04-01",
+    "billingProfile": {"channel": "EMAIL", "preferences": {"language": "en", "copies": 2}},
+    "auditTrail": [{"event": "migrated", "at": "2023-02-01T00:00:00Z"}, {"event": "reviewed", "tags": ["q1"]}],
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,10 @@ class EmulatorConfig:
     the write took effect. ``fail_seed`` seeds the random generator (reproducible tests).
 
     ``db``: the SQLite file (``None``: a temporary file removed at shutdown).
+
+    ``extra_fields``: every object gets :data:`EXTRA_FIELDS` (unless a create sets them) and
+    keeps them as a known field: sent back on PUT they stay, left out they are cleared (PUT
+    replaces), so tests prove clients keep live fields they do not manage.
 
     ``archived_true`` / ``archived_absent``: how picklist lists read ``archived=true`` and a
     missing ``archived`` (see :data:`ARCHIVED_TRUE_READINGS`); clients must be right under
@@ -56,6 +68,7 @@ class EmulatorConfig:
     api_secret: str | None = None
     default_page_size: int = 10
     access_log: bool = False
+    extra_fields: bool = False
     archived_true: str = "document"
     archived_absent: str = "exclude"
     # set by resolved(): True when the credentials were generated (demo values)

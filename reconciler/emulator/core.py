@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.config import EXTRA_FIELDS, EmulatorConfig
 from reconciler.store import Store
 
 
@@ -57,6 +57,8 @@ class Emulator:
             self._owns_store = True
         else:
             self._owns_store = False
+        if config.extra_fields:
+            store.extra_fields = dict(EXTRA_FIELDS)  # before the organizations are seeded
         self.store = store
         for org in config.org_ids:
             store.ensure_org(org)

@@ -156,6 +156,9 @@ def _args(cfg: EmulatorConfig) -> list[str]:
         "--fail-after-share", str(cfg.fail_after_share),
         "--token-ttl", str(cfg.token_ttl),
     ]  # fmt: skip
+    args += ["--archived-true", cfg.archived_true, "--archived-absent", cfg.archived_absent]
+    if cfg.extra_fields:
+        args.append("--extra-fields")
     if cfg.db:
         args += ["--db", cfg.db]
     if cfg.fail_seed is not None:
