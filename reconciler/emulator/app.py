@@ -68,7 +68,7 @@ from starlette.routing import Route
 
 from reconciler import kinds
 from reconciler.emulator.config import EmulatorConfig
-from reconciler.emulator.core import AuthError, Emulator
+from reconciler.emulator.core import AuthError, Emulator, Exchange
 from reconciler.store import ACCOUNT_PLAN, STATEMENT_DEFINITION, StoreError
 
 Scope = MutableMapping[str, Any]
@@ -446,6 +446,8 @@ class EmulatorApp:
         emulator = self.emulator
         emulator.count("requests")
         send = self._counting(send)
+        if emulator.observers:
+            receive, send = _observed(emulator, scope, receive, send)
         path: str = scope["path"]
         if not path.startswith("/organizations/"):
             await self.router(scope, receive, send)
@@ -504,6 +506,43 @@ class EmulatorApp:
             return
         self.emulator.count("dropped")
         await _drop_connection(receive, send)
+
+
+def _observed(emulator: Emulator, scope: Scope, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """Wrap receive/send so that each answered exchange reaches ``emulator.observers``."""
+    request_body: list[bytes] = []
+    status: list[int] = []
+    response_headers: dict[str, str] = {}
+    response_body: list[bytes] = []
+
+    async def recv() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            request_body.append(message.get("body", b""))
+        return message
+
+    async def snd(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+            response_headers.update((k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            response_body.append(message.get("body", b""))
+            if not message.get("more_body", False) and status:
+                exchange = Exchange(
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                    request_headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])},
+                    request_body=b"".join(request_body),
+                    status=status[-1],
+                    response_headers=dict(response_headers),
+                    response_body=b"".join(response_body),
+                )
+                for observer in list(emulator.observers):
+                    observer(exchange)
+        await send(message)
+
+    return recv, snd
 
 
 async def _drop_connection(receive: Receive, send: Send) -> None:
