@@ -24,6 +24,7 @@ from reconciler.backends.m3ter_auth import Credentials
 from reconciler.backends.retry import RetryPolicy
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.testing import RunningEmulator, running_emulator
+from tests.openapi_full import full_document_mode  # noqa: F401  (autouse: plain and --extra-fields, validated)
 
 PICKLISTS = [k for k in kinds.KINDS if k.archivable]
 ACCOUNT = kinds.get("account")
