@@ -348,9 +348,15 @@ def drift(paths: tuple[str, ...], backend: str | None, fmt: str, redact_pii: boo
 @click.option("--api-key", default=None, help="Accepted client id (default M3TER_API_KEY).")
 @click.option("--api-secret", default=None, help="Accepted client secret (default M3TER_API_SECRET).")
 @click.option("--seed", type=int, default=None, help="Seed for injected failures (repeatable runs).")
+@click.option("--extra-fields", is_flag=True,
+              help="Add undocumented fields (as a newer m3ter would return) to every object; PUT keeps them.")
+@click.option("--archived-true", type=click.Choice(["document", "only", "include"]), default="document",
+              show_default=True, help="How picklist lists read archived=true (document: as each endpoint says).")
+@click.option("--archived-absent", type=click.Choice(["exclude", "include"]), default="exclude",
+              show_default=True, help="Whether picklist lists without archived return archived objects.")
 def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: float, fail_rate: float,
              token_ttl: int, org_ids: tuple[str, ...], api_key: str | None, api_secret: str | None,
-             seed: int | None) -> None:
+             seed: int | None, extra_fields: bool, archived_true: str, archived_absent: str) -> None:
     """Serve a local stand-in for the m3ter Config API subset (needs the 'emulator' extra)."""
     try:
         from reconciler.emulator.server import EmulatorConfig, serve
@@ -361,7 +367,8 @@ def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: 
     config = EmulatorConfig(
         host=host, port=port, db=db_path, latency_ms=latency_ms, rate_limit=rate_limit or None,
         fail_rate=fail_rate, fail_seed=seed, token_ttl=token_ttl, org_ids=org_ids, api_key=api_key,
-        api_secret=api_secret,
+        api_secret=api_secret, extra_fields=extra_fields, archived_true=archived_true,
+        archived_absent=archived_absent,
     )
     try:
         serve(config)

@@ -37,9 +37,9 @@ Public API (``kind`` is a kind name from :mod:`reconciler.kinds` or a ``Kind``):
 Rules (what a fresh m3ter organization does, as far as reconciler cares)
 
 * One DB file holds any number of organizations, keyed by org id. An organization is created
-  on first use with the USD currency and a default organization config (Console defaults:
-  standing charge and minimum spend billed in arrears, commitments in advance) and an empty
-  custom fields singleton, all at ``version`` 1.
+  on first use with the USD currency, an organization config holding only the documented
+  defaults (see ``_seed_org_config``: no ``daysBeforeBillDue``, which the document gives no
+  default for) and an empty custom fields singleton, all at ``version`` 1.
 * Ids are UUIDs; ``version`` is 1 on create and +1 per update. An update (or singleton put)
   whose ``version`` is missing or differs from the stored one fails with kind ``conflict``
   (status 400, "version mismatch: expected N, given M"). A create must not send ``version``.
@@ -47,10 +47,12 @@ Rules (what a fresh m3ter organization does, as far as reconciler cares)
   (``id``, ``version``, ``dtCreated``, ``dtLastModified``, ``createdBy``, ``lastModifiedBy``)
   are maintained by the store; in a request body they are ignored (``version`` is checked).
   Picklist entries default ``archived`` to false.
-* ``code`` is required and unique per kind within an organization (``duplicate``, 400
-  "code already exists"). Bodies are checked against the API's limits (required fields,
-  types, lengths, patterns, enums, unknown fields): garbage is refused with ``invalid`` (400)
-  and a message naming every problem.
+* ``code`` is unique per kind within an organization (``duplicate``, 400 "code already
+  exists"); accounts require it, picklists do not (openapi-full.json request schemas).
+  Bodies are checked against the API's limits (required fields, types, lengths, patterns,
+  enums, unknown fields): garbage is refused with ``invalid`` (400) and a message naming
+  every problem. ``extra_fields`` (the emulator's ``--extra-fields``) makes some fields
+  outside the document known: added to new objects, accepted, cleared when a PUT omits them.
 * Accounts: ``parentAccountId`` must name an existing account and must not make an account its
   own ancestor; an account with child accounts, or referenced by any account plan (DELETE
   /accounts/{id} in openapi-full.json), cannot be deleted. ``currency`` on an account
@@ -217,14 +219,18 @@ _STR = Spec("string")
 _BOOL = Spec("boolean")
 _CF_VALUE = Spec("scalar")  # string | integer | number
 _NAME = Spec("string", required=True, min_length=1, max_length=200)
+# BillCreditType items; the description lists the four allowed orders ("PREPAYMENT","BALANCE" /
+# "BALANCE","PREPAYMENT" / one alone), so no repeats and at most two.
 _CREDIT_ORDER = Spec("array", items=Spec("string", enum=("PREPAYMENT", "BALANCE")), unique_items=True, max_items=2)
 _STATEMENT_MODE = Spec("string", enum=("NONE", "JSON", "JSON_AND_CSV"))
 _POSITIVE_INT32 = Spec("integer", minimum=0, exclusive_minimum=True, maximum=INT32[1])
 
+# openapi-full.json, CurrencyRequest / CreditReasonRequest / DebitReasonRequest /
+# TransactionTypeRequest: ``required: [name]`` only; ``code`` is optional (maxLength 80 and a
+# pattern that an empty string does not match).
 _PICKLIST_FIELDS: dict[str, Spec] = {
     "code": Spec(
         "string",
-        required=True,
         min_length=1,
         max_length=80,
         pattern=PICKLIST_CODE,
@@ -256,7 +262,7 @@ REQUEST_SPECS: dict[str, dict[str, Spec]] = {
             pattern_hint="must not start or end with whitespace nor contain control characters",
         ),
         "name": _NAME,
-        "emailAddress": Spec("string", required=True, fmt="email", max_length=320),
+        "emailAddress": Spec("string", required=True, fmt="email"),  # AccountRequest: no maxLength
         "address": Spec(
             "object",
             fields={
@@ -270,10 +276,12 @@ REQUEST_SPECS: dict[str, dict[str, Spec]] = {
                 "country": Spec("string", max_length=100),
             },
         ),
-        "parentAccountId": Spec("string", min_length=1),
+        # AccountRequest gives these no minLength; an empty one names nothing that exists
+        # and is refused by the reference checks below.
+        "parentAccountId": _STR,
         "billEpoch": Spec("string", fmt="date"),
         "purchaseOrderNumber": Spec("string", max_length=100),
-        "currency": Spec("string", min_length=1),
+        "currency": _STR,
         "statementDefinitionId": _STR,
         "autoGenerateStatementMode": _STATEMENT_MODE,
         "creditApplicationOrder": _CREDIT_ORDER,
@@ -445,7 +453,13 @@ def _check(value: Any, spec: Spec, path: str, problems: list[str]) -> Any:
 
 
 def _check_object(
-    value: Any, fields: Mapping[str, Spec], path: str, problems: list[str], *, drop_read_only: bool
+    value: Any,
+    fields: Mapping[str, Spec],
+    path: str,
+    problems: list[str],
+    *,
+    drop_read_only: bool,
+    extra: Collection[str] = (),
 ) -> dict[str, Any]:
     prefix = f"{path}." if path else ""
     if not isinstance(value, dict):
@@ -457,7 +471,10 @@ def _check_object(
             continue
         spec = fields.get(key)
         if spec is None:
-            problems.append(f"{prefix}{key}: unknown field")
+            if key in extra and v is not None:
+                out[key] = v  # a field this (newer) server knows beyond the document: kept as sent
+            elif key not in extra:
+                problems.append(f"{prefix}{key}: unknown field")
             continue
         if v is None:  # null clears the field
             continue
@@ -468,11 +485,12 @@ def _check_object(
     return out
 
 
-def validate_body(kind: str, body: Any) -> dict[str, Any]:
+def validate_body(kind: str, body: Any, extra: Collection[str] = ()) -> dict[str, Any]:
     """Check a request body for ``kind`` against the API limits; the cleaned fields (read-only
-    fields and nulls dropped) or StoreError ``invalid`` naming every problem."""
+    fields and nulls dropped) or StoreError ``invalid`` naming every problem. ``extra``: field
+    names accepted (any value) beyond the document, see ``Store(extra_fields=...)``."""
     problems: list[str] = []
-    out = _check_object(body, REQUEST_SPECS[kind], "", problems, drop_read_only=True)
+    out = _check_object(body, REQUEST_SPECS[kind], "", problems, drop_read_only=True, extra=extra)
     if kind == ORG_CONFIG and "scheduledBillOffset" in out and out.get("scheduledBillInterval") != 24:
         problems.append("scheduledBillOffset: is only supported with a scheduledBillInterval of 24")
     if problems:
@@ -615,25 +633,44 @@ def _seed_currency() -> dict[str, Any]:
 
 
 def _seed_org_config() -> dict[str, Any]:
+    """A fresh organization's config: only values the official document or the seed pages
+    give as defaults (openapi-full.json, OrganizationConfigRequest / OrganizationConfigResponse;
+    seed page "Settings>Organization"). What neither states is left out, as the response
+    schema requires no field:
+
+    * ``daysBeforeBillDue``: PUT requires it (> 0) but no default is documented, so a fresh
+      organization here has none and the first PUT must give one (as m3ter's does).
+    * ``billPrefix``, ``sequenceStartNumber``: "If you do not define a billPrefix, a default
+      will be used in the Console" - i.e. unset (OrganizationConfigRequest.billPrefix).
+    * ``autoApproveBillsGracePeriod`` (+ unit), ``scheduledBillOffset``,
+      ``defaultStatementDefinitionId``: optional settings, off until set.
+    """
     return {
-        "currency": "USD",
-        "timezone": "UTC",
-        "yearEpoch": "2022-01-01",
-        "monthEpoch": "2022-01-01",
-        "weekEpoch": "2022-01-04",
-        "dayEpoch": "2022-01-01",
-        "daysBeforeBillDue": 1,
-        "scheduledBillInterval": 0.0,
+        "currency": "USD",  # OrganizationConfigRequest.currency default
+        "timezone": "UTC",  # OrganizationConfigRequest/Response.timezone default
+        "yearEpoch": "2022-01-01",  # ...yearEpoch default
+        "monthEpoch": "2022-01-01",  # ...monthEpoch default
+        "weekEpoch": "2022-01-04",  # ...weekEpoch default
+        "dayEpoch": "2022-01-01",  # ...dayEpoch default
+        "scheduledBillInterval": 0.0,  # description: "The default is 0, which disables scheduling"
+        # seed page: "Standing charge billing. Default is to bill in arrears. Minimum spend billing.
+        # Default is to bill in arrears. Prepayments/Commitment fee billing. Default is to bill in advance."
         "standingChargeBillInAdvance": False,
         "commitmentFeeBillInAdvance": True,
         "minimumSpendBillInAdvance": False,
+        # seed page: "First day of next period ... This is the default."
         "externalInvoiceDate": "FIRST_DAY_OF_NEXT_PERIOD",
-        "suppressedEmptyBills": False,
-        "consolidateBills": False,
+        "suppressedEmptyBills": False,  # seed page: "Suppress empty bills ... Default is disabled."
+        "consolidateBills": False,  # seed page: "Consolidate bills ... Default is disabled."
+        # StatementAutoGenerateMode: "The default value is **None**."
+        "autoGenerateStatementMode": "NONE",
+        # seed page: "Prepayment then balance ... Default."
         "creditApplicationOrder": ["PREPAYMENT", "BALANCE"],
+        # allowNegativeBalances: "This feature is enabled on request" - off on a fresh organization.
         "allowNegativeBalances": False,
+        # OrganizationConfigRequest.allowOverlappingPlans: "FALSE ... (*Default*)"
         "allowOverlappingPlans": False,
-        "currencyConversions": [],
+        "currencyConversions": [],  # none defined yet
     }
 
 
@@ -688,8 +725,19 @@ def _filters(
 class Store:
     """m3ter organizations in one SQLite file; thread-safe, multi-process-safe."""
 
-    def __init__(self, path: str | os.PathLike[str], *, fail_rules: builtins.list[FailRule] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fail_rules: builtins.list[FailRule] | None = None,
+        extra_fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``extra_fields``: fields outside the official document that this store behaves as
+        if it knew (a newer m3ter): every new object gets them with these values unless the
+        create body sets them, bodies may carry them, and a PUT that leaves one out clears it
+        like any known field. They test that clients keep live fields they do not manage."""
         self.path = Path(path)
+        self.extra_fields: dict[str, Any] = dict(extra_fields or {})
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
@@ -1100,7 +1148,7 @@ class Store:
             raise _invalid(f"{name} is a singleton; it cannot be created")
         if isinstance(body, Mapping) and body.get("version") is not None:
             raise _invalid("version: must not be sent when creating an entity (the new entity gets version 1)")
-        fields = validate_body(name, body)
+        fields = validate_body(name, body, self.extra_fields)
         self.ensure_org(org)
         codes = [fields.get("code")]
         err = self._injected("create", name, codes, fields, after=False)
@@ -1108,7 +1156,8 @@ class Store:
             raise err
         conn = self._conn()
         with self._write(conn):
-            self._check_unique_code(conn, org, name, fields["code"], None)
+            if fields.get("code") is not None:
+                self._check_unique_code(conn, org, name, fields["code"], None)
             self._check_references(conn, org, name, fields, None)
             entity = self._insert(conn, org, name, fields, actor)
         err = self._injected("create", name, codes, fields, after=True)
@@ -1129,7 +1178,7 @@ class Store:
         for body in bodies:
             if isinstance(body, Mapping) and body.get("version") is not None:
                 raise _invalid("version: must not be sent when creating an entity")
-            checked.append(validate_body(name, body))
+            checked.append(validate_body(name, body, self.extra_fields))
         conn = self._conn()
         out: EntityList = []
         with self._write(conn):
@@ -1182,7 +1231,7 @@ class Store:
             given = body.get("version")
             if isinstance(given, bool) or not isinstance(given, int | None):
                 raise _invalid("version: must be an integer")
-            fields = validate_body(name, body)
+            fields = validate_body(name, body, self.extra_fields)
             codes = [name if name in SINGLETONS else stored.get("code"), fields.get("code")]
             err = self._injected("update", name, codes, fields, after=False)
             if err:
@@ -1194,7 +1243,7 @@ class Store:
                     f"version mismatch for {name} {entity_id}: expected version {version}, given {shown}; "
                     "re-read it and try again",
                 )
-            if name in KEYED_KINDS:
+            if name in KEYED_KINDS and fields.get("code") is not None:
                 self._check_unique_code(conn, org, name, fields["code"], entity_id)
             self._check_references(conn, org, name, fields, entity_id)
             entity = self._entity(name, entity_id, version + 1, fields, stored, actor)
@@ -1295,6 +1344,8 @@ class Store:
     def _insert(
         self, conn: sqlite3.Connection, org: str, name: str, fields: Mapping[str, Any], actor: str
     ) -> dict[str, Any]:
+        if self.extra_fields:
+            fields = {**json.loads(_dumps(self.extra_fields)), **fields}  # a deep copy of the defaults
         entity = self._entity(name, str(uuid.uuid4()), 1, fields, None, actor)
         code = entity.get("code") if name in KEYED_KINDS else None
         try:
@@ -1338,12 +1389,12 @@ class Store:
     ) -> None:
         problems: builtins.list[str] = []
         currencies: builtins.list[tuple[str, str]] = []
-        if name in (ACCOUNT, ORG_CONFIG) and fields.get("currency"):
+        if name in (ACCOUNT, ORG_CONFIG) and fields.get("currency") is not None:
             currencies.append(("currency", fields["currency"]))
         if name == ORG_CONFIG:
             for i, conv in enumerate(fields.get("currencyConversions") or []):
                 for end in ("from", "to"):
-                    if conv.get(end):
+                    if conv.get(end) is not None:
                         currencies.append((f"currencyConversions[{i}].{end}", conv[end]))
         for where, code in currencies:
             if known_currencies is not None and code in known_currencies:
@@ -1355,7 +1406,7 @@ class Store:
                 problems.append(f"{where}: currency {code!r} does not exist")
             elif known_currencies is not None:
                 known_currencies.add(code)
-        if name == ACCOUNT and fields.get("parentAccountId"):
+        if name == ACCOUNT and fields.get("parentAccountId") is not None:
             parent = fields["parentAccountId"]
             if parent == entity_id:
                 problems.append("parentAccountId: an account cannot be its own parent")

@@ -21,6 +21,7 @@ from reconciler.emulator import EmulatorConfig
 from reconciler.emulator.testing import RunningEmulator, running_emulator, spawned_emulator
 from reconciler.store import Store
 from tests.conftest import EXAMPLES, REPO, CliResult, run_cli
+from tests.openapi_full import full_document_mode  # noqa: F401  (autouse: plain and --extra-fields, validated)
 
 
 def accounts_manifest(directory: Path, count: int, *, prefix: str = "acct") -> Path:
@@ -178,3 +179,30 @@ def test_no_secret_in_any_verbose_output(emu: RunningEmulator, tmp_path: Path) -
     assert "-> 200" in traced  # the trace is there ...
     for secret in (emu.api_secret, basic, "Bearer ", "eyJ"):  # ... and no secret, token or JWT in it
         assert secret not in traced + wrong.output
+
+
+def test_undocumented_live_fields_survive_apply_and_never_show_as_diffs() -> None:
+    """With --extra-fields every live object carries fields outside the official document (as a
+    newer m3ter would); an apply that updates objects (GET, merge, PUT) must send them back, or
+    the server clears them, and plan and drift must not report them."""
+    from reconciler.emulator.config import EXTRA_FIELDS
+
+    with running_emulator(EmulatorConfig(rate_limit=None, extra_fields=True)) as emu:
+        before = emu.store.get_singleton(emu.org_id, "organizationConfig")
+        assert all(before[k] == v for k, v in EXTRA_FIELDS.items())
+        applied = cli(emu, "apply", str(EXAMPLES), "--auto-approve")
+        assert applied.code == 0, applied.output
+        store = emu.store
+        updated = [
+            store.get_singleton(emu.org_id, "organizationConfig"),
+            store.get_singleton(emu.org_id, "customFields"),
+            *store.list_all(emu.org_id, "currency"),
+            *store.list_all(emu.org_id, "account"),
+        ]
+        assert updated[0]["version"] > before["version"]  # really updated through a PUT
+        for obj in updated:
+            assert {k: obj.get(k) for k in EXTRA_FIELDS} == EXTRA_FIELDS, obj.get("code") or obj["id"]
+        again = cli(emu, "plan", str(EXAMPLES), "--detailed-exitcode", "--format", "json")
+        assert again.code == 0, again.output
+        assert not any(name in again.stdout for name in EXTRA_FIELDS)
+        assert cli(emu, "drift", str(EXAMPLES)).code == 0

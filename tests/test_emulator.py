@@ -204,6 +204,8 @@ def test_singletons(emu: RunningEmulator, client: httpx.Client) -> None:
     config = ok(client.get(path(emu, "organizationconfig", org)))
     assert config["currency"] == "USD" and config["version"] == 1
     body = {k: v for k, v in config.items() if k not in ("id", "dtCreated", "dtLastModified", "createdBy")}
+    fails(client.put(path(emu, "organizationconfig", org), json=body), 400, "daysBeforeBillDue: is required")
+    body["daysBeforeBillDue"] = 30  # PUT requires it; a fresh organization has none (no documented default)
     updated = ok(client.put(path(emu, "organizationconfig", org), json={**body, "timezone": "Europe/Paris"}))
     assert updated["version"] == 2 and updated["timezone"] == "Europe/Paris"
     fails(client.put(path(emu, "organizationconfig", org), json=body), 400, "version mismatch")
@@ -320,8 +322,21 @@ def test_codes_and_ids_repeated_or_comma_joined(emu: RunningEmulator, client: ht
     assert [a["code"] for a in found] == ["with,comma"]
 
 
-def test_archived_filter(emu: RunningEmulator, client: httpx.Client) -> None:
-    url = path(emu, "picklists/transactiontypes")
+@pytest.mark.parametrize(
+    ("picklist", "true_means"),
+    [
+        # openapi-full.json: "TRUE - return archived Currencies" ...
+        ("currency", "only"),
+        # ... but "TRUE includes archived CreditReasons" (and the like) for the others
+        ("creditreasons", "include"),
+        ("debitreasons", "include"),
+        ("transactiontypes", "include"),
+    ],
+)
+def test_archived_filter_follows_the_document_per_endpoint(
+    emu: RunningEmulator, client: httpx.Client, picklist: str, true_means: str
+) -> None:
+    url = path(emu, f"picklists/{picklist}")
     ok(client.post(url, json={"code": "LIVE_T", "name": "t"}))
     ok(client.post(url, json={"code": "OLD_T", "name": "t", "archived": True}))
 
@@ -329,9 +344,11 @@ def test_archived_filter(emu: RunningEmulator, client: httpx.Client) -> None:
         return {e["code"] for e in ok(client.get(url, params={"pageSize": 100, **params}))["data"]}
 
     assert {"LIVE_T"} <= codes() and "OLD_T" not in codes()
-    assert "OLD_T" in codes(archived="true") and "LIVE_T" not in codes(archived="true")
+    assert "OLD_T" in codes(archived="true")
+    assert ("LIVE_T" in codes(archived="true")) is (true_means == "include")
     assert codes(archived="false") == codes()
     assert codes(archived="TRUE") == codes(archived="true")
+    fails(client.get(url, params={"archived": "yes"}), 400, "archived must be true or false")
 
 
 def test_search_routed_before_id(emu: RunningEmulator, client: httpx.Client) -> None:

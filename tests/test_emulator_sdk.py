@@ -11,10 +11,11 @@ import pytest
 from reconciler.emulator import EmulatorConfig
 from reconciler.emulator.testing import RunningEmulator, running_emulator
 from reconciler.store import FAIL_ENV
+from tests.openapi_full import full_document_mode_module  # noqa: F401  (plain and --extra-fields, validated)
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[RunningEmulator]:
+def emu(full_document_mode_module: bool) -> Iterator[RunningEmulator]:  # noqa: F811
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv(FAIL_ENV, raising=False)
         # The SDK asks /oauth/token before every call; those never count against the limit.

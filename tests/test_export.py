@@ -103,6 +103,7 @@ def populate_awkward(backend: LocalBackend) -> None:
         billPrefix="INV-${YEAR}-",
         autoApproveBillsGracePeriod=2,
         autoApproveBillsGracePeriodUnit="DAYS",
+        daysBeforeBillDue=30,  # required by PUT; a fresh organization has none
         version=live["version"],
     )
     for code, name, archived in [("EUR", "Euro", False), ("GBP", "Pound", False), ("JPY", "Yen", True)]:

@@ -91,7 +91,9 @@ def test_stale_version_is_conflict(backend: LocalBackend) -> None:
 
 
 def _config_body(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in ("id", "dtCreated", "dtLastModified")}
+    body = {k: v for k, v in config.items() if k not in ("id", "dtCreated", "dtLastModified")}
+    body.setdefault("daysBeforeBillDue", 30)  # required by PUT; a fresh organization has none
+    return body
 
 
 def test_put_singleton_replaces(backend: LocalBackend) -> None:
@@ -225,3 +227,32 @@ def test_large_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         everything = b.list(ACCOUNT)
         assert len(everything) == 3000
         assert len({a["id"] for a in everything}) == 3000
+
+
+def test_plan_of_the_examples_on_a_fresh_organization_shows_only_real_differences(tmp_path: Path) -> None:
+    """The fresh organization holds only documented defaults (openapi-full.json and the seed
+    page), so the example manifests' values that equal them are no change, and fields with no
+    documented default (daysBeforeBillDue, billPrefix) show as set from nothing."""
+    import json
+
+    from tests.conftest import EXAMPLES, run_cli
+
+    result = run_cli("plan", str(EXAMPLES), "--backend", f"local:{tmp_path / 'fresh.sqlite'}", "--format", "json")
+    assert result.code == 0, result.stderr
+    (config,) = [c for c in json.loads(result.stdout)["changes"] if c["kind"] == "organizationConfig"]
+    diff = {d["path"]: d for d in config["diff"]}
+    for documented_default in (
+        "currency",
+        "standingChargeBillInAdvance",
+        "commitmentFeeBillInAdvance",
+        "minimumSpendBillInAdvance",
+        "externalInvoiceDate",
+        "consolidateBills",
+        "autoGenerateStatementMode",
+        "creditApplicationOrder",
+        "allowNegativeBalances",
+        "allowOverlappingPlans",
+    ):
+        assert documented_default not in diff
+    assert diff["daysBeforeBillDue"]["before"] is None and diff["daysBeforeBillDue"]["after"] == 30
+    assert diff["billPrefix"]["before"] is None

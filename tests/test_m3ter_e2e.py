@@ -24,6 +24,7 @@ from reconciler.backends.m3ter_auth import Credentials
 from reconciler.backends.retry import RetryPolicy
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.testing import RunningEmulator, running_emulator
+from tests.openapi_full import full_document_mode  # noqa: F401  (autouse: plain and --extra-fields, validated)
 
 PICKLISTS = [k for k in kinds.KINDS if k.archivable]
 ACCOUNT = kinds.get("account")
@@ -254,3 +255,26 @@ def test_many_threads_share_one_backend(emu: RunningEmulator) -> None:
     assert errors == []
     assert len(backend.list(ACCOUNT)) == 40
     assert backend.stats()["token_requests"] == 1
+
+
+@pytest.mark.parametrize("absent", ["exclude", "include"])
+@pytest.mark.parametrize("true_reading", ["document", "only", "include"])
+def test_picklists_are_complete_whichever_way_the_server_reads_archived(true_reading: str, absent: str) -> None:
+    """The backend lists without the filter and with archived=true and merges by id: right
+    whether archived=true means "only archived" or "archived too", and whether no filter
+    hides archived objects or not (openapi-full.json words the flag differently per picklist
+    and states no default)."""
+    config = EmulatorConfig(rate_limit=None, archived_true=true_reading, archived_absent=absent)
+    with running_emulator(config) as emu:
+        for kind in PICKLISTS:
+            emu.store.create(emu.org_id, kind.name, {"code": "LIVE1", "name": "live"})
+            emu.store.create(emu.org_id, kind.name, {"code": "GONE1", "name": "old", "archived": True})
+        with backend_for(emu) as backend:
+            for kind in PICKLISTS:
+                listed = backend.list(kind)
+                codes = sorted(e["code"] for e in listed)
+                expected = ["GONE1", "LIVE1", "USD"] if kind.name == "currency" else ["GONE1", "LIVE1"]
+                assert codes == expected, (kind.name, true_reading, absent)
+                assert len({e["id"] for e in listed}) == len(listed)  # merged by id: no duplicates
+                assert sorted(e["code"] for e in backend.list(kind, ["GONE1", "LIVE1"])) == ["GONE1", "LIVE1"]
+                assert backend.find_by_code(kind, "GONE1") is not None

@@ -75,7 +75,9 @@ def test_new_org_is_seeded(store: Store) -> None:
     assert config["timezone"] == "UTC"
     assert (config["yearEpoch"], config["monthEpoch"], config["dayEpoch"]) == ("2022-01-01",) * 3
     assert config["weekEpoch"] == "2022-01-04"
-    assert config["daysBeforeBillDue"] == 1
+    # no documented default (OrganizationConfigRequest): a fresh organization has none
+    assert "daysBeforeBillDue" not in config
+    assert config["autoGenerateStatementMode"] == "NONE"  # StatementAutoGenerateMode: "default ... None"
     assert config["scheduledBillInterval"] == 0
     assert config["standingChargeBillInAdvance"] is False
     assert config["commitmentFeeBillInAdvance"] is True
@@ -229,6 +231,7 @@ def test_singletons(store: Store) -> None:
     config = store.get_singleton(ORG, "organizationConfig")
     body = {k: v for k, v in config.items() if k not in ("id", "dtCreated")}
     body["timezone"] = "Europe/London"
+    body["daysBeforeBillDue"] = 30  # required by PUT, absent on a fresh organization
     body.pop("billPrefix", None)
     updated = store.put_singleton(ORG, "organizationConfig", body, actor="bob")
     assert updated["version"] == 2 and updated["timezone"] == "Europe/London"
@@ -268,7 +271,7 @@ ORG_BODY = {
     ("kind", "body", "expected"),
     [
         ("creditReason", {"code": "R"}, "name: is required"),
-        ("creditReason", {"name": "R"}, "code: is required"),
+        ("creditReason", {"code": "", "name": "R"}, "code: must not be empty"),
         ("creditReason", {"code": "1R", "name": "R"}, "code: must start with a letter"),
         ("creditReason", {"code": "R-1", "name": "R"}, "code: must start"),
         ("creditReason", {"code": "R" * 81, "name": "R"}, "at most 80"),
@@ -644,3 +647,27 @@ def test_sigkill_mid_write_leaves_consistent_db(tmp_path: Path) -> None:
     assert all(a["version"] == 1 for a in accounts)
     s.create(ORG, "account", account("AFTER"))
     s.close()
+
+
+@pytest.mark.parametrize("kind", ["currency", "creditReason", "debitReason", "transactionType"])
+def test_picklist_code_is_optional_as_the_document_says(store: Store, kind: str) -> None:
+    """openapi-full.json: the picklist request schemas require only ``name``."""
+    first = store.create(ORG, kind, {"name": "No code"})
+    second = store.create(ORG, kind, {"name": "No code either"})
+    assert "code" not in first and first["id"] != second["id"]
+    updated = store.update(ORG, kind, first["id"], {"name": "Renamed", "version": 1})
+    assert updated["name"] == "Renamed" and "code" not in updated
+
+
+def test_extra_fields_are_added_kept_and_cleared_like_known_fields(tmp_path: Path) -> None:
+    extra = {"customerSince": "2019-04-01", "profile": {"a": [1, {"b": 2}]}}
+    with Store(tmp_path / "x.sqlite", fail_rules=[], extra_fields=extra) as s:
+        config = s.get_singleton(ORG, "organizationConfig")
+        assert config["customerSince"] == "2019-04-01" and config["profile"] == {"a": [1, {"b": 2}]}
+        made = s.create(ORG, "account", {**account("A"), "customerSince": "2001-01-01"})
+        assert made["customerSince"] == "2001-01-01" and made["profile"] == extra["profile"]
+        kept = s.update(ORG, "account", made["id"], {k: v for k, v in made.items() if k != "id"})
+        assert kept["customerSince"] == "2001-01-01" and kept["profile"] == extra["profile"]
+        dropped = s.update(ORG, "account", made["id"], {**account("A"), "version": 2})
+        assert "customerSince" not in dropped and "profile" not in dropped  # PUT replaces
+        assert err(s.create, ORG, "account", {**account("B"), "other": 1}).kind == "invalid"

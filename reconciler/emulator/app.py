@@ -21,10 +21,12 @@ What it answers (every path below ``/organizations/{orgId}/`` comes from the kin
   value is matched whole as well as split, so codes containing commas still match), and
   ``archived`` on picklists. Envelope ``{"data": [...], "nextToken": "..."}``, no
   ``nextToken`` on the last page; newest objects first.
-* ``archived`` (the API documents it two ways, see API-NOTES): absent -> only objects that are
-  not archived; ``true`` -> only archived ones; ``false`` -> only not archived. This is the
-  strictest reading, so a client sees everything only if it lists without the filter *and*
-  with ``archived=true`` and merges by id, which is right whatever the real API does.
+* ``archived`` (the document words it per endpoint, see ``_archived``): ``false`` -> only
+  objects that are not archived; ``true`` -> only archived currencies, but archived and active
+  reasons and transaction types; absent -> only objects that are not archived (no default is
+  documented; the strictest reading). ``EmulatorConfig.archived_true`` / ``archived_absent``
+  switch to the other readings, so tests prove a client that lists without the filter *and*
+  with ``archived=true`` and merges by id sees everything whichever way a server reads it.
 * Errors are ``{"message": "..."}`` with 400 (bad input, version mismatch, duplicate code,
   a change that would break configuration), 403, 404, 429, 500, 502 or 504 only. Unknown
   routes and methods -> 404.
@@ -65,7 +67,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from reconciler import kinds
-from reconciler.emulator.core import AuthError, Emulator
+from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.core import AuthError, Emulator, Exchange
 from reconciler.store import ACCOUNT_PLAN, STATEMENT_DEFINITION, StoreError
 
 Scope = MutableMapping[str, Any]
@@ -143,8 +146,23 @@ def _boolean(request: Request, name: str, *, default: bool) -> bool:
     return lowered == "true"
 
 
-def _archived(request: Request) -> bool:
-    return _boolean(request, "archived", default=False)
+# openapi-full.json, GET /picklists/currency, parameter ``archived``: "TRUE - return archived
+# Currencies. FALSE - archived Currencies are not returned." (read: only archived). The other
+# picklists say "TRUE includes archived ..." (read: archived and active alike).
+_ARCHIVED_ONLY_WHEN_TRUE = frozenset({"currency"})
+
+
+def _archived(request: Request, kind: str, config: EmulatorConfig) -> bool | None:
+    """The store's filter for a picklist list: True only archived, False only active, None all."""
+    raw = request.query_params.get("archived")
+    if raw is None or raw == "":
+        return False if config.archived_absent == "exclude" else None
+    if not _boolean(request, "archived", default=False):
+        return False  # every endpoint: FALSE excludes archived objects
+    reading = config.archived_true
+    if reading == "document":
+        reading = "only" if kind in _ARCHIVED_ONLY_WHEN_TRUE else "include"
+    return True if reading == "only" else None
 
 
 async def _json_body(request: Request) -> Any:
@@ -319,7 +337,8 @@ class EmulatorApp:
         token = request.query_params.get("nextToken") or None
         ids = _multi(request, "ids")
         codes = _multi(request, "codes")
-        archived = _archived(request) if kind in kinds.BY_NAME and kinds.get(kind).archivable else None
+        archivable = kind in kinds.BY_NAME and kinds.get(kind).archivable
+        archived = _archived(request, kind, self.emulator.config) if archivable else None
         items, next_token = await run_in_threadpool(
             lambda: self.store.list(
                 org, kind, page_size=size, next_token=token, ids=ids, codes=codes, archived=archived
@@ -427,6 +446,8 @@ class EmulatorApp:
         emulator = self.emulator
         emulator.count("requests")
         send = self._counting(send)
+        if emulator.observers:
+            receive, send = _observed(emulator, scope, receive, send)
         path: str = scope["path"]
         if not path.startswith("/organizations/"):
             await self.router(scope, receive, send)
@@ -485,6 +506,43 @@ class EmulatorApp:
             return
         self.emulator.count("dropped")
         await _drop_connection(receive, send)
+
+
+def _observed(emulator: Emulator, scope: Scope, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """Wrap receive/send so that each answered exchange reaches ``emulator.observers``."""
+    request_body: list[bytes] = []
+    status: list[int] = []
+    response_headers: dict[str, str] = {}
+    response_body: list[bytes] = []
+
+    async def recv() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            request_body.append(message.get("body", b""))
+        return message
+
+    async def snd(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+            response_headers.update((k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            response_body.append(message.get("body", b""))
+            if not message.get("more_body", False) and status:
+                exchange = Exchange(
+                    method=scope["method"],
+                    path=scope["path"],
+                    query=scope.get("query_string", b"").decode("latin-1"),
+                    request_headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])},
+                    request_body=b"".join(request_body),
+                    status=status[-1],
+                    response_headers=dict(response_headers),
+                    response_body=b"".join(response_body),
+                )
+                for observer in list(emulator.observers):
+                    observer(exchange)
+        await send(message)
+
+    return recv, snd
 
 
 async def _drop_connection(receive: Receive, send: Send) -> None:

@@ -11,6 +11,22 @@ DEFAULT_PORT = 8080
 DEFAULT_TOKEN_TTL = 18000  # seconds: m3ter's 5 hours
 M3TER_RATE_LIMIT = 50.0  # requests per calendar second per organization
 FAILURE_KINDS = ("500", "502", "504", "drop")
+#: How ``archived=true`` reads on picklist lists. "document": as openapi-full.json words each
+#: endpoint (currency: "TRUE - return archived Currencies" = only archived; credit/debit
+#: reasons and transaction types: "TRUE includes archived ..." = all); "only" / "include":
+#: that reading on every picklist (a server that reads the flag the other way).
+ARCHIVED_TRUE_READINGS = ("document", "only", "include")
+#: What a picklist list without ``archived`` returns (the document states no default):
+#: "exclude" archived objects (the strictest reading) or "include" them.
+ARCHIVED_ABSENT_READINGS = ("exclude", "include")
+#: What ``extra_fields`` adds to every object: fields outside openapi-full.json, shaped like
+#: what a newer m3ter might return (a scalar, a nested object, an array of objects). The
+#: document allows them: no schema sets ``additionalProperties: false``.
+EXTRA_FIELDS: dict[str, object] = {
+    "customerSince": "2019-04-01",
+    "billingProfile": {"channel": "EMAIL", "preferences": {"language": "en", "copies": 2}},
+    "auditTrail": [{"event": "migrated", "at": "2023-02-01T00:00:00Z"}, {"event": "reviewed", "tags": ["q1"]}],
+}
 
 
 @dataclass(frozen=True)
@@ -27,6 +43,14 @@ class EmulatorConfig:
     the write took effect. ``fail_seed`` seeds the random generator (reproducible tests).
 
     ``db``: the SQLite file (``None``: a temporary file removed at shutdown).
+
+    ``extra_fields``: every object gets :data:`EXTRA_FIELDS` (unless a create sets them) and
+    keeps them as a known field: sent back on PUT they stay, left out they are cleared (PUT
+    replaces), so tests prove clients keep live fields they do not manage.
+
+    ``archived_true`` / ``archived_absent``: how picklist lists read ``archived=true`` and a
+    missing ``archived`` (see :data:`ARCHIVED_TRUE_READINGS`); clients must be right under
+    every combination.
     """
 
     host: str = "127.0.0.1"
@@ -44,6 +68,9 @@ class EmulatorConfig:
     api_secret: str | None = None
     default_page_size: int = 10
     access_log: bool = False
+    extra_fields: bool = False
+    archived_true: str = "document"
+    archived_absent: str = "exclude"
     # set by resolved(): True when the credentials were generated (demo values)
     demo_credentials: bool = field(default=False, compare=False)
 
@@ -65,6 +92,10 @@ class EmulatorConfig:
             problems.append("rate limit must not be negative")
         if self.token_ttl <= 0:
             problems.append("token lifetime must be positive")
+        if self.archived_true not in ARCHIVED_TRUE_READINGS:
+            problems.append(f"archived=true reading must be one of {', '.join(ARCHIVED_TRUE_READINGS)}")
+        if self.archived_absent not in ARCHIVED_ABSENT_READINGS:
+            problems.append(f"absent archived reading must be one of {', '.join(ARCHIVED_ABSENT_READINGS)}")
         if not 0 <= self.port <= 65535:
             problems.append("port must be between 0 and 65535")
         org_ids = tuple(o for o in self.org_ids if o) or (os.environ.get("M3TER_ORG_ID") or DEMO_ORG_ID,)

@@ -20,11 +20,28 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.config import EXTRA_FIELDS, EmulatorConfig
 from reconciler.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request the emulator answered, as it went over the wire (for observers in tests,
+    e.g. validation against the official OpenAPI document)."""
+
+    method: str
+    path: str
+    query: str
+    request_headers: dict[str, str]
+    request_body: bytes
+    status: int
+    response_headers: dict[str, str]
+    response_body: bytes
 
 
 class AuthError(Exception):
@@ -57,6 +74,8 @@ class Emulator:
             self._owns_store = True
         else:
             self._owns_store = False
+        if config.extra_fields:
+            store.extra_fields = dict(EXTRA_FIELDS)  # before the organizations are seeded
         self.store = store
         for org in config.org_ids:
             store.ensure_org(org)
@@ -66,6 +85,8 @@ class Emulator:
         self._windows: dict[str, tuple[int, int]] = {}
         self.clock_offset = 0.0
         self.counters: Counter[str] = Counter()
+        #: called with every answered :class:`Exchange` (from the server's event loop: keep it cheap)
+        self.observers: list[Callable[[Exchange], None]] = []
 
     # ---- time
 

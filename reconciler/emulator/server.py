@@ -19,7 +19,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from reconciler.emulator.config import DEFAULT_PORT, DEFAULT_TOKEN_TTL, M3TER_RATE_LIMIT, EmulatorConfig
+from reconciler.emulator.config import (
+    ARCHIVED_ABSENT_READINGS,
+    ARCHIVED_TRUE_READINGS,
+    DEFAULT_PORT,
+    DEFAULT_TOKEN_TTL,
+    M3TER_RATE_LIMIT,
+    EmulatorConfig,
+)
 from reconciler.emulator.core import Emulator
 
 
@@ -136,6 +143,9 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
     p.add_argument("--api-key", default=None)
     p.add_argument("--api-secret", default=None)
     p.add_argument("--access-log", action="store_true")
+    p.add_argument("--extra-fields", action="store_true", help="add undocumented fields to every object")
+    p.add_argument("--archived-true", default="document", choices=ARCHIVED_TRUE_READINGS)
+    p.add_argument("--archived-absent", default="exclude", choices=ARCHIVED_ABSENT_READINGS)
     a = p.parse_args(argv)
     extra: dict[str, Any] = {}
     if a.fail_kinds:
@@ -154,6 +164,9 @@ def parse_args(argv: Sequence[str] | None = None) -> EmulatorConfig:
         api_key=a.api_key,
         api_secret=a.api_secret,
         access_log=a.access_log,
+        extra_fields=a.extra_fields,
+        archived_true=a.archived_true,
+        archived_absent=a.archived_absent,
         **extra,
     )
 

@@ -9,6 +9,9 @@
         emu.emulator.clock_offset += 20_000                     # expire tokens without sleeping
         subprocess.run([...], env={**os.environ, **emu.env()})  # M3TER_* variables for a client
 
+``CONFIG_OVERRIDES`` and ``ON_START`` let a test suite run every emulator it starts in another
+mode (``--extra-fields``) or under a check (validation against the official document).
+
 ``spawned_emulator(config)`` runs it as a separate process (``python -m
 reconciler.emulator.server``) with the same ``RunningEmulator`` handle (no ``emulator``/
 ``store`` access beyond opening ``config.db`` yourself); it is terminated on exit.
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,6 +37,13 @@ from reconciler.emulator.core import Emulator
 from reconciler.store import Store
 
 _STARTUP_TIMEOUT = 15.0
+
+#: Test-suite wide settings for every emulator these helpers start (a suite sets them from a
+#: fixture to run unchanged tests in another mode, e.g. ``{"extra_fields": True}``).
+CONFIG_OVERRIDES: dict[str, Any] = {}
+#: Context-manager factories entered around every in-process emulator while it serves (e.g.
+#: one that validates all its traffic against the official document and fails on exit).
+ON_START: list[Callable[[RunningEmulator], contextlib.AbstractContextManager[Any]]] = []
 
 
 @dataclass
@@ -103,7 +113,7 @@ class RunningEmulator:
 
 
 def _testing_config(config: EmulatorConfig | None) -> EmulatorConfig:
-    return replace(config or EmulatorConfig(), host="127.0.0.1", port=0).resolved()
+    return replace(config or EmulatorConfig(), **CONFIG_OVERRIDES, host="127.0.0.1", port=0).resolved()
 
 
 @contextlib.contextmanager
@@ -135,7 +145,10 @@ def running_emulator(config: EmulatorConfig | None = None) -> Iterator[RunningEm
             time.sleep(0.005)
         running = RunningEmulator(base_url=url_of(sock), config=cfg, emulator=emulator)
         try:
-            yield running
+            with contextlib.ExitStack() as hooks:
+                for hook in list(ON_START):
+                    hooks.enter_context(hook(running))
+                yield running
         finally:
             running.close()
     finally:
@@ -156,6 +169,9 @@ def _args(cfg: EmulatorConfig) -> list[str]:
         "--fail-after-share", str(cfg.fail_after_share),
         "--token-ttl", str(cfg.token_ttl),
     ]  # fmt: skip
+    args += ["--archived-true", cfg.archived_true, "--archived-absent", cfg.archived_absent]
+    if cfg.extra_fields:
+        args.append("--extra-fields")
     if cfg.db:
         args += ["--db", cfg.db]
     if cfg.fail_seed is not None:
