@@ -391,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         # click quotes the values it names with repr (escaped already) but not option names
-        exc.message = visible(exc.message, multiline=True)
+        # (click types ``message`` as Final; this is the one place its text is rewritten)
+        vars(exc)["message"] = visible(exc.message, multiline=True)
         exc.show()
         sys.exit(EXIT_ERROR if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Abort as exc:

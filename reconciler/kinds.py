@@ -90,6 +90,10 @@ class Kind:
     delete_needs_flag: bool = False
     # Codes m3ter never lets a plan delete, with the reason and the fix (DESIGN §1).
     undeletable: Mapping[str, str] = field(default_factory=dict)
+    # Fields the API's PUT requires (its request schema's ``required``): an update whose body
+    # would lack one (the organization has none and the manifests do not set it) is refused
+    # at plan time instead of by m3ter.
+    put_required: tuple[str, ...] = ()
     # What outside the managed kinds blocks a delete, read from the backend only when a plan
     # deletes objects of this kind: (backend, ids) -> {id: what is in the way and the fix}.
     delete_guard: Callable[[Any, list[str]], Mapping[str, str]] | None = None
@@ -151,6 +155,7 @@ KINDS: tuple[Kind, ...] = (
         api_path="organizationconfig",
         model=models.OrganizationConfig,
         singleton=True,
+        put_required=models.ORG_CONFIG_PUT_REQUIRED,
         references=(
             Reference("currency", "currency", hint="set organization.currency to another currency"),
             Reference("currencyConversions[].from", "currency", hint="remove the conversion from organization"),

@@ -166,7 +166,7 @@ def build_plan(
         unmanaged=planner.unmanaged,
         warnings=ordering.warnings,
         uncounted=[k.name for k in kinds.KINDS if k.keyed and not live.is_complete(k.name)],
-        blockers=ordering.blockers,
+        blockers=[*planner.blockers, *ordering.blockers],
         max_remove_percent=limit,
     )
     plan.refusals = safety_refusals(plan.changes, live, limit)
@@ -181,6 +181,7 @@ class _Planner:
         self.changes: list[Change] = []
         self.unchanged = 0
         self.unmanaged: list[Unmanaged] = []
+        self.blockers: list[str] = []
         self.ignored_by_kind: dict[str, tuple[str, ...]] = {
             k.name: tuple(getattr(self.settings.ignoreFields, k.name, [])) for k in kinds.KINDS
         }
@@ -256,6 +257,13 @@ class _Planner:
         change = Change(action, kind.name, key, live.get("id"), live.get("version"), diff, body)
         change.warnings.extend(field_warnings(kind, diff))
         self.changes.append(change)
+        missing = [f for f in kind.put_required if is_empty(body.get(f))]
+        if missing:
+            where = kind.name if kind.singleton else f"{kind.name} {key}"
+            self.blockers.append(
+                f"cannot update {where}: m3ter requires {', '.join(missing)} on every update and the "
+                f"organization has no value; set {', '.join(missing)} under {kind.manifest_key} in the manifests"
+            )
 
     # -- comparison and bodies ---------------------------------------------------------------
 

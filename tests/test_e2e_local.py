@@ -283,7 +283,7 @@ def test_apply_without_terminal_needs_auto_approve(tmp_path: Path, local_backend
 
 
 def test_json_output_is_one_document_and_nothing_else_on_stdout(tmp_path: Path, local_backend: str) -> None:
-    write(tmp_path, "m/a.yaml", BASE + "organization:\n  timezone: Etc/GMT+5\n")
+    write(tmp_path, "m/a.yaml", BASE + "organization:\n  timezone: Etc/GMT+5\n  daysBeforeBillDue: 30\n")
     result = run_cli("plan", str(tmp_path / "m"), "--backend", local_backend, "--format", "json")
     assert result.code == 0
     doc = json.loads(result.stdout)

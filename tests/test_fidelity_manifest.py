@@ -145,6 +145,7 @@ def test_export_round_trips_a_live_conversion_without_multiplier(tmp_path: Path)
         body = {k: v for k, v in live.items() if k not in kinds.READ_ONLY_FIELDS}
         body.update(
             currencyConversions=[{"from": "EUR", "to": "USD"}, {"from": "USD", "to": "EUR", "multiplier": 0.9}],
+            daysBeforeBillDue=30,
             version=live["version"],
         )
         backend.put_singleton(ORG_KIND, body)
@@ -166,12 +167,14 @@ def test_missing_multiplier_against_a_live_one_is_a_change(tmp_path: Path, local
     first = write(tmp_path, "a/org.yaml", """
         currencies: [{code: EUR, name: Euro}]
         organization:
+          daysBeforeBillDue: 30
           currencyConversions: [{from: EUR, to: USD, multiplier: 1.08}]
         """)
     assert run_cli("apply", str(first), "--backend", local_backend, "--auto-approve").code == 0
     second = write(tmp_path, "b/org.yaml", """
         currencies: [{code: EUR, name: Euro}]
         organization:
+          daysBeforeBillDue: 30
           currencyConversions: [{from: EUR, to: USD}]
         """)
     result = run_cli("plan", str(second), "--backend", local_backend, "--format", "json")

@@ -166,6 +166,7 @@ def test_default_usd_currency_is_never_deleted(tmp_path: Path) -> None:
           - {code: EUR, name: Euro}
         organization:
           currency: EUR
+          daysBeforeBillDue: 30
         settings:
           prune: {currencies: delete}
         """)
@@ -177,6 +178,7 @@ def test_default_usd_currency_is_never_deleted(tmp_path: Path) -> None:
           - {code: EUR, name: Euro}
         organization:
           currency: EUR
+          daysBeforeBillDue: 30
         settings:
           prune: {currencies: archive}
         """)
@@ -191,6 +193,7 @@ def test_currency_archived_after_the_org_config_moves_off_it(tmp_path: Path) -> 
           - {code: EUR, name: Euro}
         organization:
           currency: EUR
+          daysBeforeBillDue: 30
         settings:
           prune: {currencies: archive}
         """)
@@ -265,3 +268,17 @@ def test_saved_plan_refused_when_an_account_plan_appears_after_review(tmp_path: 
     result = run_cli("apply", "--plan", str(out), "--backend", f"local:{db}", "--auto-approve", "--allow-delete")
     assert result.code == 1 and "account plan late_plan" in result.stderr
     assert set(parents(db)) == {"old-co"}
+
+
+def test_org_config_update_without_a_put_required_field_is_refused_at_plan_time(tmp_path: Path) -> None:
+    """A fresh organization has no daysBeforeBillDue (the document gives no default) and
+    OrganizationConfigRequest requires it: the PUT would fail, so the plan says so first."""
+    db = tmp_path / "org.sqlite"
+    path = manifest(tmp_path, "organization:\n  timezone: Europe/London\n")
+    result = run_cli("plan", path, "--backend", f"local:{db}")
+    assert result.code == 1
+    assert "m3ter requires daysBeforeBillDue on every update" in result.stderr
+    assert "set daysBeforeBillDue under organization" in result.stderr
+    fixed = manifest(tmp_path, "organization:\n  timezone: Europe/London\n  daysBeforeBillDue: 30\n")
+    assert apply(fixed, f"local:{db}").code == 0
+    assert run_cli("plan", fixed, "--backend", f"local:{db}", "--detailed-exitcode").code == 0

@@ -129,7 +129,12 @@ def test_unique_names_leave_out_shared_ones() -> None:
 
 @pytest.fixture
 def org(tmp_path: Path) -> Iterator[tuple[str, LocalBackend]]:
+    """A local organization whose config has the PUT-required daysBeforeBillDue (a fresh one
+    has none), so plans that touch the config can apply."""
     backend = LocalBackend(tmp_path / "org.sqlite")
+    live = backend.get_singleton(ORG_KIND)
+    body = {k: v for k, v in live.items() if k not in kinds.READ_ONLY_FIELDS}
+    backend.put_singleton(ORG_KIND, {**body, "daysBeforeBillDue": 30, "version": live["version"]})
     yield f"local:{tmp_path / 'org.sqlite'}", backend
     backend.close()
 
@@ -249,7 +254,8 @@ def test_plan_over_http_resolves_names_through_the_emulator(tmp_path: Path) -> N
 
     with running_emulator(EmulatorConfig()) as emu:
         sd = emu.store.seed_statement_definition(emu.org_id, "Monthly detail")
-        path = write(tmp_path, "m.yaml", "organization:\n  defaultStatementDefinition: Monthly detail\n")
+        manifest = "organization:\n  defaultStatementDefinition: Monthly detail\n  daysBeforeBillDue: 30\n"
+        path = write(tmp_path, "m.yaml", manifest)
         result = run_cli("plan", str(path), "--backend", "m3ter", "--format", "json", env=emu.env())
         assert result.code == 0, result.output
         [change] = json.loads(result.stdout)["changes"]
