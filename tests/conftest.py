@@ -33,7 +33,7 @@ _NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
 settings.register_profile(
     "ci",
     derandomize=True,
-    max_examples=40,
+    max_examples=75,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     phases=_NO_SHRINK,
@@ -47,7 +47,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
 )
-settings.load_profile("ci")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``ci`` unless ``--hypothesis-profile`` chose another. Not a module-level load: test
+    modules import ``tests.conftest`` (for ``run_cli``), which would run it again after
+    Hypothesis applied the command line and silently put ``ci`` back."""
+    if not config.getoption("hypothesis_profile", default=None):
+        settings.load_profile("ci")
+
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "org"
