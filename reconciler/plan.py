@@ -154,6 +154,7 @@ def build_plan(
             planner.plan_singleton(kind)
         else:
             planner.plan_keyed(kind)
+    planner.named_removals()
     ordering = order_changes(
         planner.changes, live, lambda kind, key: key in manifests.of_kind(kind)
     )
@@ -239,6 +240,23 @@ class _Planner:
                 self.changes.append(change)
             else:
                 self.unmanaged.append(Unmanaged(kind.name, code))
+
+    def named_removals(self) -> None:
+        """A delete of something the manifests name (even through a field ``ignoreFields``
+        leaves unmanaged, so the body does not refer to it) leaves the manifests pointing at
+        nothing: the next plan would fail validation. Refused here instead."""
+        deleted = {(c.kind, c.key) for c in self.changes if c.action == "delete"}
+        if not deleted:
+            return
+        for obj in self.manifests:
+            for ref, code, path in kinds.referenced_fields(kinds.get(obj.kind), obj.fields):
+                if (ref.target, code) in deleted:
+                    where = obj.kind if kinds.get(obj.kind).singleton else f"{obj.kind} {obj.key}"
+                    field_path = ".".join(str(p) for p in path)
+                    self.blockers.append(
+                        f"cannot delete {ref.target} {code}: the manifests name it ({where}, {field_path}); list it "
+                        f"in the manifests or change {field_path}"
+                    )
 
     def _plan_existing(self, kind: Kind, key: str, fields: Mapping[str, Any], live: Entity,
                        forced_action: Action | None) -> None:

@@ -177,6 +177,8 @@ def seed(backend: Backend, org: LiveOrg) -> None:
         config_kind,
         {
             **_put_body(config),
+            # a fresh organization has none, and the PUT requires one (OrganizationConfigRequest)
+            "daysBeforeBillDue": config.get("daysBeforeBillDue") or 30,
             "currency": org.org_currency,
             "currencyConversions": [{"from": a, "to": b, "multiplier": m} for a, b, m in org.conversions],
         },

@@ -240,6 +240,7 @@ def _manifest(directory: Path, days: int, multiplier: str) -> None:
               - {{code: USD, name: US Dollar}}
               - {{code: EUR, name: Euro}}
             organization:
+              daysBeforeBillDue: 30
               currencyConversions:
                 - {{from: EUR, to: USD, multiplier: {multiplier}}}
             accounts:

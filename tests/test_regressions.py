@@ -81,32 +81,24 @@ def assert_refused_naming(backend: LocalBackend, m: ManifestSet, tmp_path: Path,
 # -- currencies removed while something uses them ----------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="planner: a currency the live org config bills in is pruned; "
-                   "apply fails 'in use' instead of the plan being refused")
 def test_currency_pruned_while_the_org_config_bills_in_it(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(currency="EUR"))
     m = manifests(currencies=[{"code": "USD", "name": "US Dollar"}], settings={"prune": {"currencies": "delete"}})
     assert_refused_naming(backend, m, tmp_path, "EUR")
 
 
-@pytest.mark.xfail(strict=True, reason="planner: a currency used by unmanaged live conversions is pruned; "
-                   "apply fails 'in use' instead of the plan being refused")
 def test_currency_pruned_while_live_conversions_use_it(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(conversions=(("EUR", "USD", 1.1),)))
     m = manifests(currencies=[{"code": "USD", "name": "US Dollar"}], settings={"prune": {"currencies": "delete"}})
     assert_refused_naming(backend, m, tmp_path, "EUR")
 
 
-@pytest.mark.xfail(strict=True, reason="planner: a currency used by an unmanaged live account is pruned; "
-                   "apply fails 'in use' instead of the plan being refused")
 def test_currency_pruned_while_an_unmanaged_account_uses_it(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(accounts=(LiveAccount("a", None, "EUR"),)))
     m = manifests(currencies=[{"code": "USD", "name": "US Dollar"}], settings={"prune": {"currencies": "delete"}})
     assert_refused_naming(backend, m, tmp_path, "EUR", "a")
 
 
-@pytest.mark.xfail(strict=True, reason="planner: the currency delete does not depend on the deletes of the "
-                   "accounts billed in it, so at parallelism N it can run first and fail 'in use'")
 def test_currency_pruned_while_its_accounts_are_deleted(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(accounts=(LiveAccount("a", None, "EUR"), LiveAccount("b", None, "EUR"))))
     m = manifests(
@@ -133,16 +125,12 @@ def test_currency_pruned_after_accounts_and_conversions_move_off_it(backend: Loc
 # -- account forests ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="planner: swapping a parent and its child has no dependency between "
-                   "the two updates; run child-first it makes a cycle and fails")
 def test_parent_and_child_swap(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(accounts=(LiveAccount("a", None, None), LiveAccount("b", "a", None))))
     m = manifests(accounts=[account("a", parent="b"), account("b", parent=None)])
     assert check_convergence(backend, m, tmp_path, parallelism=1, choose=last_ready) == "converged"
 
 
-@pytest.mark.xfail(strict=True, reason="planner: rotating a chain of three (c under b under a -> a under c) "
-                   "runs into a cycle in some orders dependsOn allows")
 def test_three_level_rotation(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(accounts=(LiveAccount("a", None, None), LiveAccount("b", "a", None),
                                 LiveAccount("c", "b", None))))
@@ -150,24 +138,18 @@ def test_three_level_rotation(backend: LocalBackend, tmp_path: Path) -> None:
     assert check_convergence(backend, m, tmp_path, parallelism=1, choose=last_ready) == "converged"
 
 
-@pytest.mark.xfail(strict=True, reason="planner: a parent is pruned while a live child the manifests keep "
-                   "(no parent field) stays under it; planned as a delete that always fails")
 def test_pruned_parent_of_a_kept_child_without_parent_field(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(accounts=(LiveAccount("a", None, None), LiveAccount("b", "a", None))))
     m = manifests(accounts=[account("b")], settings={"prune": {"accounts": "delete"}})
     assert_refused_naming(backend, m, tmp_path, "a", "b")
 
 
-@pytest.mark.xfail(strict=True, reason="planner: a new account is created under a live parent the same plan "
-                   "prunes; the parent delete fails 'has 1 child account'")
 def test_account_created_under_a_pruned_parent(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(accounts=(LiveAccount("a", None, None),)))
     m = manifests(accounts=[account("n", parent="a")], settings={"prune": {"accounts": "delete"}})
     assert_refused_naming(backend, m, tmp_path, "a")
 
 
-@pytest.mark.xfail(strict=True, reason="planner: an account named as parent by the manifests is pruned while "
-                   "the child's parent field is ignored; apply 'succeeds' and the next plan fails: parent gone")
 def test_pruned_parent_named_by_an_account_whose_parent_is_ignored(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(accounts=(LiveAccount("f", None, None), LiveAccount("g", None, None))))
     m = manifests(
@@ -206,8 +188,6 @@ def _apply_saved_after(backend: LocalBackend, tmp_path: Path, m: ManifestSet,
     assert (result.code, snapshot(backend) == before) == (1, True), result.output
 
 
-@pytest.mark.xfail(strict=True, reason="planner: saved plans identify objects by code+version; an object "
-                   "deleted and re-created (new id, version 1) passes and the plan applies in part")
 def test_saved_plan_refuses_an_update_of_an_object_deleted_and_recreated(backend: LocalBackend,
                                                                           tmp_path: Path) -> None:
     seed(backend, org(accounts=(LiveAccount("a", None, None),)))
@@ -215,9 +195,6 @@ def test_saved_plan_refuses_an_update_of_an_object_deleted_and_recreated(backend
     _apply_saved_after(backend, tmp_path, m, lambda: _recreate(backend, "account", "a"))
 
 
-@pytest.mark.xfail(strict=True, reason="planner: saved plans identify objects by code+version; the delete "
-                   "reviewed for the old object finds it 'already gone' and apply exits 0 although an object "
-                   "with that code exists again")
 def test_saved_plan_refuses_to_delete_an_object_recreated_since(backend: LocalBackend, tmp_path: Path) -> None:
     seed(backend, org(picklists=(USD, LivePicklist("debitReason", "late_fee", "Late fee", False))))
     m = manifests(debitReasons=[], settings={"prune": {"debitReasons": "delete"}})
