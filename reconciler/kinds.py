@@ -142,8 +142,9 @@ def _picklist(name: str, key: str, path: str, model: type[BaseModel], **extra: A
 KINDS: tuple[Kind, ...] = (
     _picklist(
         "currency", "currencies", "currency", models.Currency,
-        # seeds/currencies: "you cannot delete the default USD currency ... archive it instead";
-        # the API answers a DELETE of it with an error, so a plan must never contain one.
+        # Seed page "Currencies", Tip: Default Currency?: "a single currency is created by default -
+        # USD. You can go on to archive this currency if not required" - archive, not delete; m3ter
+        # refuses to delete the default currency, so a plan must never contain that delete.
         undeletable={
             "USD": "m3ter does not allow deleting the organization's default USD currency; archive it "
                    "instead (list it with archived: true, or prune currencies with archive)",
