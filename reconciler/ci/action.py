@@ -128,7 +128,7 @@ class Runner:
     def reconciler(self, *args: str) -> Ran:
         """``reconciler ARGS`` in a child process. The child never sees the GitHub token (it
         has no use for it), and its output is shown with workflow commands switched off."""
-        child_env = {k: v for k, v in self.env.items() if k not in ("GITHUB_TOKEN", "INPUT_GITHUB_TOKEN")}
+        child_env = {k: v for k, v in self.env.items() if k != "GITHUB_TOKEN" and not k.startswith("INPUT_")}
         shown = " ".join(shlex.quote(safe(a)) for a in args)
         self.log(f"$ reconciler {shown}")
         proc = subprocess.run(
