@@ -80,3 +80,15 @@ def test_event_from_runner_variables(tmp_path: Path) -> None:
                         "GITHUB_SERVER_URL": "https://github.com"})
     assert (e.pull_number, e.head_sha, e.run_url) == (12, "abc1234", "https://github.com/o/r/actions/runs/5")
     assert Event.from_env({}).pull_number is None
+
+
+def test_token_only_over_https_or_loopback() -> None:
+    import pytest
+
+    from reconciler.ci.github import GitHub, GitHubError
+
+    with pytest.raises(GitHubError, match="https"):
+        GitHub("o/r", "secret-token-value", api_url="http://api.github.example")
+    with pytest.raises(GitHubError, match="OWNER/NAME"):
+        GitHub("o/r/../x", "secret-token-value")
+    GitHub("o/r", "secret-token-value", api_url="http://127.0.0.1:9").close()
