@@ -7,11 +7,13 @@ progress, warnings and diagnostics go to stderr. Exit codes: 0 ok / nothing to d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import click
@@ -24,11 +26,31 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 
 
+# Set by ``--format github``: diagnostics become workflow commands on stdout (a runner reads
+# them only there) instead of lines on stderr.
+_ANNOTATE: ContextVar[bool] = ContextVar("reconciler_annotate", default=False)
+
+
+@contextlib.contextmanager
+def _annotating(on: bool) -> Iterator[None]:
+    token = _ANNOTATE.set(on)
+    try:
+        yield
+    finally:
+        _ANNOTATE.reset(token)
+
+
 def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> tuple[int, int]:
-    """Errors first, then warnings, each ``FILE:LINE:COL: severity: message`` on stderr."""
+    """Errors first, then warnings, each ``FILE:LINE:COL: severity: message`` on stderr
+    (with ``--format github``: ``::error file=F,line=L,col=C::message`` on stdout)."""
     errors = warnings = 0
+    if _ANNOTATE.get() and diagnostics:
+        from reconciler.render.github import render_annotations
+
+        click.echo(render_annotations(diagnostics, workspace=os.environ.get("GITHUB_WORKSPACE")), nl=False)
     for d in sorted(diagnostics, key=sort_key):
-        click.echo(d.display(), err=True)
+        if not _ANNOTATE.get():
+            click.echo(d.display(), err=True)
         if d.is_error:
             errors += 1
         else:
@@ -50,13 +72,16 @@ def cli() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
 @click.option("--backend", default=None,
               help="Also resolve references against this organization: local[:PATH] or m3ter[:BASE_URL].")
+@click.option("--format", "fmt", type=click.Choice(["text", "github"]), default="text", show_default=True,
+              help="github: problems as GitHub Actions annotations (::error file=F,line=L,col=C::...) on stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Trace API requests on stderr (secrets redacted).")
-def validate(paths: tuple[str, ...], backend: str | None, verbose: bool) -> None:
+def validate(paths: tuple[str, ...], backend: str | None, fmt: str, verbose: bool) -> None:
     """Check manifests offline: every problem at once, FILE:LINE:COL: message."""
     from reconciler.services import validate_paths
 
     result = validate_paths(list(paths), backend_spec=backend, verbose=verbose)
-    errors, warnings = _print_diagnostics(result.diagnostics)
+    with _annotating(fmt == "github"):
+        errors, warnings = _print_diagnostics(result.diagnostics)
     objects = sum(1 for _ in result.manifests) if result.manifests else 0
     files = len(result.manifests.files) if result.manifests else 0
     if errors:
@@ -141,7 +166,9 @@ class _Progress:
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @_backend_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
+              show_default=True,
+              help="github: problems as GitHub Actions annotations on stdout, the text plan on stderr.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, writable=True),
               help="Save the plan (unredacted, with live versions) for apply --plan.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing to do, 2 when changes are pending.")
@@ -155,11 +182,19 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
     from reconciler.render import plan_document
 
     redact = _redact_default() if redact_pii is None else redact_pii
-    outcome = _load_plan(paths, backend, verbose=verbose)
+    with _annotating(fmt == "github"):
+        outcome = _load_plan(paths, backend, verbose=verbose)
     assert outcome.plan is not None
     result = outcome.plan
-    click.echo(_render(plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings), fmt),
-               nl=False)
+    doc = plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings)
+    if fmt == "github":
+        from reconciler.render.github import render_plan_annotations
+
+        # Workflow commands are read from stdout only: the plan itself goes to the log on stderr.
+        click.echo(render_plan_annotations(doc, located=outcome.load_warnings), nl=False)
+        click.echo(_render(doc, "text"), nl=False, err=True)
+    else:
+        click.echo(_render(doc, fmt), nl=False)
     if out_file and not result.blockers:
         digest = services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
         shown = safe(out_file)

@@ -1,12 +1,18 @@
-"""The shipped CI workflow, pre-commit hook and staging/production example stay true to the CLI:
-they parse, every ``reconciler`` command line they hold names a real subcommand and real
-options, and the workflow's commands do what the workflow expects against the local backend."""
+"""The shipped GitHub Action, CI examples, pre-commit hook and staging/production example stay
+true to GitHub, GitLab and the CLI: they validate against the published JSON Schemas (the
+ones check-jsonschema vendors, offline), zizmor finds nothing in them, every action is pinned
+to a commit, every ``reconciler`` command line names real options, and the example
+workflows run: plan on a pull request, apply on merge, drift at night."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
-from collections.abc import Iterator
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -19,32 +25,34 @@ from reconciler.backends.local import LocalBackend
 from reconciler.cli import cli
 from reconciler.export_cli import register
 from tests.conftest import REPO, run_cli
+from tests.github_fake import FakeGitHub, running_github
+from tests.test_github_action import Action
 
 if "export" not in cli.commands:  # until cli.py wires it in; a no-op afterwards
     register(cli)
 
+ACTION = REPO / "action.yml"
 WORKFLOW = REPO / "examples" / "ci" / "github-actions.yml"
+GITLAB = REPO / "examples" / "ci" / "gitlab-ci.yml"
 HOOKS = REPO / ".pre-commit-hooks.yaml"
 EXAMPLE = REPO / "examples" / "ci" / "staging-production"
 MANIFESTS = EXAMPLE / "manifests"
-DOCS = [REPO / "docs" / "workflow.md", REPO / "docs" / "export.md"]
+DOCS = [REPO / "docs" / "workflow.md", REPO / "docs" / "export.md", REPO / "examples" / "ci" / "README.md"]
 SHELL_OPERATORS = {">", ">>", "<", "|", "||", "&&", ";", "2>", "2>&1", "&"}
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 
-def load_workflow() -> dict[Any, Any]:
-    doc = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+def load(path: Path) -> dict[Any, Any]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(doc, dict)
     return doc
 
 
-def run_scripts(workflow: dict[Any, Any], job: str | None = None) -> Iterator[tuple[str, str]]:
-    """(job name, run script) for every ``run:`` step, in order."""
-    for name, spec in workflow["jobs"].items():
-        if job is not None and name != job:
-            continue
-        for step in spec.get("steps", []):
-            if "run" in step:
-                yield name, step["run"]
+def steps_of(doc: dict[Any, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, step) for every step of a workflow's jobs or a composite action."""
+    if "jobs" in doc:
+        return [(f"job {name}", step) for name, job in doc["jobs"].items() for step in job.get("steps", [])]
+    return [("action", step) for step in doc["runs"]["steps"]]
 
 
 def reconciler_commands(script: str) -> list[tuple[list[str], str | None]]:
@@ -84,15 +92,120 @@ def check_command(words: list[str], where: str) -> None:
             assert opt in options, f"{where}: reconciler {name} has no option {opt} ({sorted(options)})"
 
 
-# ---------------------------------------------------------------------------- static checks
+# ---------------------------------------------------------------------------- GitHub's schemas, zizmor
 
 
-def test_files_parse_as_yaml() -> None:
-    workflow = load_workflow()
-    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
-    assert isinstance(triggers, dict)
-    assert {"pull_request", "push", "schedule"} <= set(triggers)
-    assert set(workflow["jobs"]) >= {"plan", "apply", "drift"}
+@pytest.mark.parametrize(("schema", "path"), [
+    ("vendor.github-actions", ACTION),
+    ("vendor.github-workflows", WORKFLOW),
+    ("vendor.gitlab-ci", GITLAB),
+])
+def test_published_schemas(schema: str, path: Path) -> None:
+    """GitHub's (and GitLab's) published JSON Schemas, as check-jsonschema vendors them:
+    no network needed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def zizmor() -> str:
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / ("zizmor.exe" if os.name == "nt" else "zizmor")
+        if candidate.exists():
+            return str(candidate)
+    pytest.fail("zizmor is not installed: pip install -e '.[dev]'")
+
+
+def test_zizmor_finds_nothing() -> None:
+    """Pinned actions, no persisted credentials, least permissions, no template injection."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN")}
+    result = subprocess.run(
+        [zizmor(), "--offline", "--no-progress", "--format", "json", str(ACTION), str(WORKFLOW)],
+        capture_output=True, text=True, check=False, timeout=120, env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == []
+
+
+@pytest.mark.parametrize("path", [ACTION, WORKFLOW])
+def test_actions_pinned_and_no_expressions_in_scripts(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for where, step in steps_of(load(path)):
+        if "uses" in step:
+            assert PINNED.match(step["uses"]), f"{where}: {step['uses']} is not pinned to a commit SHA"
+            line = next(line for line in text.splitlines() if step["uses"] in line)
+            assert re.search(r"# v\d", line), f"{where}: name the pinned version in a comment: {line.strip()}"
+            if step["uses"].startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+        if "run" in step:
+            assert "${{" not in step["run"], f"{where}: pass expressions through env:, not into the script"
+
+
+def test_least_permissions() -> None:
+    workflow = load(WORKFLOW)
+    assert workflow["permissions"] == {}
+    for name, job in workflow["jobs"].items():
+        permissions = job["permissions"]
+        assert permissions.get("contents") == "read", name
+        writes = {scope for scope, level in permissions.items() if level == "write"}
+        assert writes <= {"pull-requests", "issues"}, name
+    assert workflow["jobs"]["plan"]["permissions"]["pull-requests"] == "write"
+    assert workflow["jobs"]["apply"]["permissions"]["pull-requests"] == "read"
+
+
+# ---------------------------------------------------------------------------- the action's interface
+
+
+def test_action_inputs_reach_the_python() -> None:
+    """Every input is handed to ``python -m reconciler.ci`` through env (or used by a step),
+    and every ``INPUT_*`` the Python reads is passed."""
+    action = load(ACTION)
+    [run_step] = [s for _, s in steps_of(action) if s.get("id") == "run"]
+    env = run_step["env"]
+    for name in action["inputs"]:
+        expression = f"${{{{ inputs.{name} }}}}"
+        assert expression in ACTION.read_text(encoding="utf-8"), f"input {name} is not used"
+        if name not in ("python-version", "install", "retention-days", "github-token"):
+            assert env.get("INPUT_" + name.upper().replace("-", "_")) == expression, name
+    assert env["GITHUB_TOKEN"] == "${{ inputs.github-token }}"
+    source = (REPO / "reconciler" / "ci" / "action.py").read_text(encoding="utf-8")
+    for read in set(re.findall(r'"(INPUT_[A-Z_]+)"', source)):
+        assert read in env, f"action.py reads {read}, action.yml does not pass it"
+    for output in action["outputs"]:
+        assert action["outputs"][output]["value"] == f"${{{{ steps.run.outputs.{output} }}}}"
+        assert f'"{output}"' in source, f"output {output} is never written"
+    commands = re.findall(r"\w+", action["inputs"]["command"]["description"])
+    assert commands == ["plan", "apply", "drift"]
+
+
+def action_steps(job: str) -> list[dict[str, Any]]:
+    steps = load(WORKFLOW)["jobs"][job]["steps"]
+    return [s for s in steps if "your-org/reconciler@" in s.get("uses", "")]
+
+
+def test_workflow_uses_the_action() -> None:
+    workflow = load(WORKFLOW)
+    inputs = set(load(ACTION)["inputs"])
+    text = WORKFLOW.read_text(encoding="utf-8")
+    for secret in ("M3TER_API_KEY", "M3TER_API_SECRET", "M3TER_ORG_ID"):
+        assert f"secrets.{secret}" in text
+    for job, command in (("plan", "plan"), ("apply", "apply"), ("drift", "drift")):
+        [step] = action_steps(job)
+        assert step["with"]["command"] == command
+        assert set(step["with"]) <= inputs, f"job {job}: unknown inputs {set(step['with']) - inputs}"
+        assert workflow["jobs"][job]["environment"] == "${{ matrix.environment }}"
+        assert workflow["jobs"][job]["strategy"]["matrix"]["environment"] == ["staging", "production"]
+    assert workflow["jobs"]["apply"]["strategy"] == {"max-parallel": 1, "fail-fast": True,
+                                                     "matrix": {"environment": ["staging", "production"]}}
+    for name, spec in workflow["jobs"].items():
+        for _, step in steps_of({"jobs": {name: spec}}):
+            for words, _ in reconciler_commands(step.get("run", "")):
+                check_command(words, f"job {name}")
+
+
+def test_pre_commit_hook() -> None:
     hooks = yaml.safe_load(HOOKS.read_text(encoding="utf-8"))
     [hook] = [h for h in hooks if h["id"] == "reconciler-validate"]
     assert hook["entry"] == "reconciler validate"
@@ -103,45 +216,7 @@ def test_files_parse_as_yaml() -> None:
     check_command(hook["entry"].split(), "pre-commit hook")
 
 
-def test_workflow_commands_exist() -> None:
-    seen: set[str] = set()
-    for job, script in run_scripts(load_workflow()):
-        for words, _redirect in reconciler_commands(script):
-            check_command(words, f"job {job}")
-            seen.add(words[1])
-    assert {"validate", "plan", "apply", "drift"} <= seen
-
-
-def test_workflow_uses_secrets_and_saved_plans() -> None:
-    workflow = load_workflow()
-    text = WORKFLOW.read_text(encoding="utf-8")
-    for secret in ("M3TER_API_KEY", "M3TER_API_SECRET", "M3TER_ORG_ID"):
-        assert f"secrets.{secret}" in text
-    apply_cmds = [w for _, s in run_scripts(workflow, "apply") for w, _ in reconciler_commands(s)]
-    assert [w[1] for w in apply_cmds if w[1] != "validate"] == ["plan", "apply"]
-    plan_words, apply_words = apply_cmds[-2], apply_cmds[-1]
-    assert "--out" in plan_words and "--plan" in apply_words and "--auto-approve" in apply_words
-    assert plan_words[plan_words.index("--out") + 1] == apply_words[apply_words.index("--plan") + 1]
-    for job in ("plan", "apply", "drift"):
-        assert workflow["jobs"][job]["environment"] == "${{ matrix.environment }}"
-        assert workflow["jobs"][job]["strategy"]["matrix"]["environment"] == ["staging", "production"]
-    assert "gh pr comment" in text
-
-
-def test_documented_commands_exist() -> None:
-    for doc in DOCS:
-        assert doc.exists(), doc
-        in_block = False
-        for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
-            if line.startswith("```"):
-                in_block = not in_block
-                continue
-            if in_block and line.strip().startswith("reconciler ") and "..." not in line and "[" not in line:
-                for words, _ in reconciler_commands(line.strip()):
-                    check_command(words, f"{doc.name}:{n}")
-
-
-# ---------------------------------------------------------------------------- running the workflow
+# ---------------------------------------------------------------------------- running the examples
 
 
 def env_file(name: str) -> dict[str, str]:
@@ -154,80 +229,93 @@ def env_file(name: str) -> dict[str, str]:
     return values
 
 
-def substitute(words: list[str], backend: str) -> list[str]:
-    out = [str(MANIFESTS) if w in ("$MANIFESTS", "manifests/") else w for w in words]
-    for i, word in enumerate(out):
-        if word == "--backend":
-            out[i + 1] = backend
-    return out
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_github_workflow_runs(environment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """The example workflow's action steps, as the runner would run them for one
+    environment: plan on a pull request (comment), apply on merge (pinned), drift at night."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in env_file(environment).items():
+        monkeypatch.setenv(name, value)
+    paths = str(MANIFESTS)
+
+    def inputs(job: str) -> dict[str, str]:
+        [step] = action_steps(job)
+        given = {k.replace("-", "_"): str(v) for k, v in step["with"].items() if k != "command"}
+        assert given.pop("paths") == "manifests/"
+        return {**given, "paths": paths}
+
+    with running_github(FakeGitHub()) as github:
+        action = Action(tmp_path, github)
+        code, planned, log = action("plan", event="pull_request", pull=5, head="a" * 40, capsys=capsys,
+                                    **inputs("plan"))
+        assert code == 0 and planned["has-changes"] == "true", log
+        [comment] = github.comments[5]
+        assert planned["digest"] in comment["body"] and "northwind" in comment["body"]
+        assert "Northwind Traders" not in comment["body"]  # CI is set: names are redacted
+        github.merge(5, "c" * 40, "a" * 40)
+        code, applied, log = action("apply", event="push", capsys=capsys, **inputs("apply"))
+        assert code == 0 and applied["reviewed-digest"] == planned["digest"], log
+        code, nightly, log = action("drift", event="schedule", capsys=capsys, **inputs("drift"))
+        assert code == 0 and nightly["has-changes"] == "false", log
+
+        # the variables made the organizations differ
+        with LocalBackend(action.db) as org:
+            config = org.get_singleton(kinds.get("organizationConfig"))
+            accounts = {a["code"]: a for a in org.list(kinds.get("account"))}
+        assert config["billPrefix"] == ("STG-INV-" if environment == "staging" else "INV-")
+        assert accounts["northwind"]["emailAddress"] == f"billing@{os.environ['BILLING_CONTACT_DOMAIN']}"
+
+        # someone changes the organization by hand: the nightly job reports drift
+        with LocalBackend(action.db) as org:
+            account = accounts["contoso"]
+            body = {k: v for k, v in account.items() if k not in kinds.READ_ONLY_FIELDS}
+            body.update(daysBeforeBillDue=7, currency="EUR", version=account["version"])
+            org.update(kinds.get("account"), account["id"], body)
+        code, drifted, log = action("drift", event="schedule", capsys=capsys, **inputs("drift"))
+        assert code == 0 and drifted["has-changes"] == "true" and drifted["exitcode"] == "2", log
+        assert "contoso" in Path(drifted["report-file"]).read_text(encoding="utf-8")
 
 
-def run_job(job: str, backend: str, env: dict[str, str], cwd: Path) -> list[tuple[list[str], int, str]]:
-    """Run the ``reconciler`` commands of one workflow job in order, like the runner would
-    (stdout redirected where the script redirects it); returns (words, exit code, stdout)."""
-    results = []
-    for _, script in run_scripts(load_workflow(), job):
-        for words, redirect in reconciler_commands(script):
-            args = substitute(words, backend)[1:]
+def gitlab_commands(job: str) -> list[tuple[list[str], str | None]]:
+    spec = load(GITLAB)[job]
+    found = []
+    for line in spec["script"]:
+        found.extend(reconciler_commands(line))
+    return found
+
+
+def test_gitlab_pipeline_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GitLab example's commands against a local organization: plan on a merge request,
+    apply pinned to the reviewed digest, drift."""
+    monkeypatch.chdir(tmp_path)
+    backend = f"local:{tmp_path / 'staging.sqlite'}"
+    env = {"CI": "true", **env_file("staging")}
+    ran: dict[str, Any] = {}
+
+    def run_job(job: str, extra: dict[str, str]) -> list[int]:
+        codes = []
+        for words, redirect in gitlab_commands(job):
+            check_command(words, f"gitlab job {job}")
+            args = [str(MANIFESTS) if w == "$MANIFESTS" else w for w in words[1:]]
+            args = [extra.get(w, w) for w in args]
+            args = [backend if i and args[i - 1] == "--backend" else a for i, a in enumerate(args)]
             result = run_cli(*args, env=env)
-            assert result.code in (0, 2), f"{' '.join(args)}:\n{result.output}"
             assert "Traceback" not in result.output
             if redirect:
-                (cwd / redirect).write_text(result.stdout, encoding="utf-8")
-            results.append((words, result.code, result.stdout))
-    return results
+                (tmp_path / redirect).write_text(result.stdout, encoding="utf-8")
+            codes.append(result.code)
+            ran[job] = result
+        return codes
 
-
-@pytest.mark.parametrize("environment", ["staging", "production"])
-def test_workflow_runs_against_local_backend(
-    environment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    backend = f"local:{tmp_path / (environment + '.sqlite')}"
-    env = {"CI": "true", **env_file(environment)}
-
-    # pull request: validate, plan (markdown to plan.md, saved plan.json), changes pending
-    pr = run_job("plan", backend, env, tmp_path)
-    assert [w[1] for w, _, _ in pr] == ["validate", "plan"]
-    assert pr[-1][1] == 2
-    plan_md = (tmp_path / "plan.md").read_text(encoding="utf-8")
-    assert plan_md.strip() and "northwind" in plan_md
-    assert "Northwind Traders" not in plan_md  # CI is set: names are redacted
-    assert (tmp_path / "plan.json").exists()
-
-    # push to main: plan again, apply exactly that saved plan
-    (tmp_path / "plan.json").unlink()
-    merged = run_job("apply", backend, env, tmp_path)
-    assert [w[1] for w, _, _ in merged] == ["validate", "plan", "apply"]
-    assert merged[1][1] == 2 and merged[2][1] == 0
-
-    # afterwards: nothing to plan, nightly drift in sync
-    again = run_cli("plan", str(MANIFESTS), "--backend", backend, "--detailed-exitcode", env=env)
-    assert again.code == 0, again.output
-    nightly = run_job("drift", backend, env, tmp_path)
-    assert [(w[1], code) for w, code, _ in nightly] == [("drift", 0)]
-
-    # the variables made the organizations differ
-    with LocalBackend(tmp_path / f"{environment}.sqlite") as org:
-        config = org.get_singleton(kinds.get("organizationConfig"))
-        accounts = {a["code"]: a for a in org.list(kinds.get("account"))}
-    assert config["billPrefix"] == ("STG-INV-" if environment == "staging" else "INV-")
-    assert config["currency"] == "GBP"
-    assert accounts["northwind"]["emailAddress"] == f"billing@{env['BILLING_CONTACT_DOMAIN']}"
-    assert accounts["northwind-de"]["purchaseOrderNumber"] == (
-        "TEST-PO-1002" if environment == "staging" else "PO-1002"
-    )
-
-    # someone changes the organization by hand: the nightly job reports drift (exit 2)
-    with LocalBackend(tmp_path / f"{environment}.sqlite") as org:
-        account = accounts["contoso"]
-        body = {k: v for k, v in account.items() if k not in kinds.READ_ONLY_FIELDS}
-        body.update(daysBeforeBillDue=7, currency="EUR", version=account["version"])
-        org.update(kinds.get("account"), account["id"], body)
-    drifted = run_job("drift", backend, env, tmp_path)
-    assert drifted[0][1] == 2
-    drift_md = (tmp_path / "drift.md").read_text(encoding="utf-8")
-    assert "contoso" in drift_md
+    assert run_job("plan", {}) == [0, 2]
+    reviewed = json.loads((tmp_path / "plan.json").read_text(encoding="utf-8"))["digest"]
+    assert reviewed in (tmp_path / "plan.md").read_text(encoding="utf-8")
+    assert run_job("apply", {"$REVIEWED_DIGEST": reviewed}) == [2, 0]
+    assert run_job("drift", {}) == [0]
+    # a digest nobody reviewed: refused
+    assert run_job("apply", {"$REVIEWED_DIGEST": "sha256:" + "0" * 64}) == [0, 1]
+    assert "sha256:" + "0" * 64 in ran["apply"].stderr
 
 
 def test_example_manifests_need_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
