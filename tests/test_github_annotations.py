@@ -64,7 +64,7 @@ def test_valid_manifests_print_no_annotations() -> None:
 
 def test_plan_github(tmp_path: Path, local_backend: str) -> None:
     (tmp_path / "m.yaml").write_text(
-        "organization:\n  timezone: Etc/GMT+5\n"
+        "organization:\n  timezone: Etc/GMT+5\n  daysBeforeBillDue: 30\n"
         "currencies:\n  - {code: EUR, name: \"Euro, 100%\", maxDecimalPlaces: 2}\n", encoding="utf-8")
     result = run_cli("plan", str(tmp_path / "m.yaml"), "--backend", local_backend, "--format", "github",
                      "--detailed-exitcode", env={"GITHUB_WORKSPACE": str(tmp_path)})
@@ -83,7 +83,7 @@ def test_plan_github(tmp_path: Path, local_backend: str) -> None:
 
 def test_plan_github_blocker_is_an_error(tmp_path: Path, local_backend: str) -> None:
     (tmp_path / "m.yaml").write_text(
-        "organization:\n  currency: EUR\ncurrencies:\n  - {code: EUR, name: Euro}\n"
+        "organization:\n  currency: EUR\n  daysBeforeBillDue: 30\ncurrencies:\n  - {code: EUR, name: Euro}\n"
         "settings:\n  prune: {currencies: delete}\n", encoding="utf-8")
     result = run_cli("plan", str(tmp_path / "m.yaml"), "--backend", local_backend, "--format", "github")
     assert result.code == 1
