@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler import kinds
-from reconciler.compare import FieldDiff, diff_field, is_empty, same
+from reconciler.compare import FieldDiff, is_empty, same
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
 from reconciler.manifest.types import Manifests
+from reconciler.nested_diff import diff_field, top_field
 
 Action = Literal["create", "update", "archive", "unarchive", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "archive", "unarchive", "delete")
@@ -380,7 +381,8 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
     """Field-level differences between a request body and the live object it replaces (``{}``
     for a create): exactly what apply will change, in the manifests' terms (``parent`` and
     codes, not ``parentAccountId`` and ids). Plans and saved-plan checks both use it, so a
-    reviewed diff and the body sent can never disagree."""
+    reviewed diff and the body sent can never disagree. Changes inside a field are named per
+    item or key (``currencyConversions[GBP→USD].multiplier``; ``reconciler.nested_diff``)."""
     renamed_api = {r.api_path: r for r in kind.references if r.renamed and len(r.api_steps) == 1}
     out: list[FieldDiff] = []
     for name, value in body.items():
@@ -393,7 +395,8 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
             if before != after:
                 out.append(FieldDiff(ref.path, before, after))
             continue
-        out.extend(diff_field(name, value, live_value, ordered=name in kind.ordered_lists))
+        out.extend(diff_field(name, value, live_value, ordered=name in kind.ordered_lists,
+                              identities=kind.list_identity))
     for name, live_value in live.items():
         if name in body or name in READ_ONLY_FIELDS or is_empty(live_value):
             continue
@@ -418,7 +421,7 @@ def field_warnings(kind: Kind, diff: Iterable[FieldDiff]) -> list[str]:
     """The registry's warnings for the fields a change touches, each once."""
     out: list[str] = []
     for d in diff:
-        warning = kind.change_warnings.get(d.path.split(".", 1)[0])
+        warning = kind.change_warnings.get(top_field(d.path))
         if warning is not None and warning.applies(d.before, d.after) and warning.message not in out:
             out.append(warning.message)
     return out

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from reconciler import kinds
+from reconciler.nested_diff import top_field
 from reconciler.plan import Plan
 
 FORMAT_VERSION = 1
@@ -86,7 +87,7 @@ def redact_document(doc: dict[str, Any]) -> dict[str, Any]:
         masked = dict(change)
         masked["diff"] = [
             {**d, "before": _mask(d["before"]), "after": _mask(d["after"])}
-            if d["path"].split(".", 1)[0] in pii
+            if top_field(d["path"]) in pii
             else d
             for d in change.get("diff", [])
         ]
