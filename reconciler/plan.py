@@ -22,6 +22,13 @@ Decisions written down here because the contract leaves them open:
   mapping (``address.region``, ``customFields.legacyId``); the body keeps their live value.
 - A create body names a target that is itself being created as
   ``{"$ref": {"kind": ..., "code": ...}}``; apply swaps in the new id.
+- A partial plan (``--only KIND[/CODE]``, :class:`Selection`) is the full plan cut down to
+  the selected changes plus every change they depend on (``dependsOn``, closed
+  transitively), then ordered again: so what a selected change needs first (a currency to
+  create, a parent to create, a referrer to move off a currency being removed) comes with it,
+  from the registry's references alone. Removals (archive, delete) come only from the
+  selection, never as a dependency: a partial plan never prunes outside it. The summary
+  counts the selected objects only.
 """
 
 from __future__ import annotations
@@ -103,6 +110,69 @@ class LiveState:
         return index
 
 
+class SelectionError(ValueError):
+    """A ``--only`` value that names no kind, or a code of a singleton."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a partial plan covers: whole kinds and single objects, as ``KIND[/CODE]``."""
+
+    selectors: tuple[str, ...]  # as given (normalised, each once, in order)
+    whole_kinds: frozenset[str]
+    objects: frozenset[tuple[str, str]]
+
+    def covers(self, kind: str, key: str) -> bool:
+        return kind in self.whole_kinds or (kind, key) in self.objects
+
+    def notice(self) -> str:
+        return (f"partial plan (--only {', '.join(self.selectors)}): only these objects and what they depend on "
+                "are planned; objects outside the selection are neither changed nor pruned")
+
+
+def parse_selection(values: Iterable[str]) -> Selection | None:
+    """``KIND`` or ``KIND/CODE`` values (kind names as in plans and JSON) -> a selection, or
+    None when there are none. A code may itself contain ``/``: only the first one splits."""
+    selectors: list[str] = []
+    whole: set[str] = set()
+    objects: set[tuple[str, str]] = set()
+    for raw in values:
+        name, slash, code = raw.strip().partition("/")
+        kind = kinds.BY_NAME.get(name)
+        if kind is None:
+            raise SelectionError(f"{raw!r}: unknown kind {name!r}; known kinds: {', '.join(kinds.KIND_NAMES)}")
+        if slash and kind.singleton:
+            raise SelectionError(f"{raw!r}: {name} is a singleton and has no codes; write {name}")
+        if slash and not code:
+            raise SelectionError(f"{raw!r}: no code after '/'; write {name} for every {name}, or {name}/CODE")
+        selector = f"{name}/{code}" if slash else name
+        if selector in selectors:
+            continue
+        selectors.append(selector)
+        if slash:
+            objects.add((name, code))
+        else:
+            whole.add(name)
+    if not selectors:
+        return None
+    return Selection(tuple(selectors), frozenset(whole), frozenset(objects))
+
+
+def select_changes(changes: list[Change], selection: Selection) -> list[Change]:
+    """The selected changes and, transitively, every change they depend on except removals
+    outside the selection; in the order given (``changes`` carry their ``depends_on``)."""
+    keep = {i for i, c in enumerate(changes) if selection.covers(c.kind, c.key)}
+    todo = list(keep)
+    while todo:
+        for j in changes[todo.pop()].depends_on:
+            c = changes[j]
+            if j in keep or (c.action in REMOVALS and not selection.covers(c.kind, c.key)):
+                continue
+            keep.add(j)
+            todo.append(j)
+    return [c for i, c in enumerate(changes) if i in keep]
+
+
 @dataclass(slots=True)
 class Plan:
     organization: str
@@ -120,6 +190,9 @@ class Plan:
     # Kinds read by code rather than listed whole, and the codes read: a saved plan is
     # checked against live read the same way, so it sees what the plan saw.
     read_by_code: dict[str, list[str]] = field(default_factory=dict)
+    # ``--only`` selectors of a partial plan (empty: the whole organization); in the JSON
+    # document and its digest, so a reviewer sees, and apply --plan keeps, the selection.
+    only: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {a: 0 for a in ACTIONS}
@@ -144,43 +217,70 @@ def build_plan(
     *,
     organization: str,
     backend: str,
+    only: Selection | None = None,
 ) -> Plan:
     """Compare every managed kind and return the changes in an order derived from what
-    each change needs (``reconciler.order``)."""
+    each change needs (``reconciler.order``); with ``only``, the partial plan of the
+    selection (see the module notes)."""
     from reconciler.order import order_changes
 
-    planner = _Planner(manifests, live)
+    planner = _Planner(manifests, live, track_unchanged=only is not None)
     for kind in kinds.KINDS:
         if kind.singleton:
             planner.plan_singleton(kind)
         else:
             planner.plan_keyed(kind)
-    ordering = order_changes(
-        planner.changes, live, lambda kind, key: key in manifests.of_kind(kind)
-    )
+
+    def listed(kind: str, key: str) -> bool:
+        return key in manifests.of_kind(kind)
+
+    ordering = order_changes(planner.changes, live, listed)
+    unchanged, unmanaged, warnings = planner.unchanged, planner.unmanaged, ordering.warnings
+    if only is not None:
+        ordering = order_changes(select_changes(ordering.changes, only), live, listed)
+        unchanged = sum(1 for kind, key in planner.unchanged_keys if only.covers(kind, key))
+        unmanaged = [u for u in unmanaged if only.covers(u.kind, u.key)]
+        warnings = [only.notice(), *_unmatched(only, manifests, live), *ordering.warnings]
     limit = float(manifests.settings.safety.maxRemovePercent)
     plan = Plan(
         organization=organization,
         backend=backend,
         changes=ordering.changes,
-        unchanged=planner.unchanged,
-        unmanaged=planner.unmanaged,
-        warnings=ordering.warnings,
+        unchanged=unchanged,
+        unmanaged=unmanaged,
+        warnings=warnings,
         uncounted=[k.name for k in kinds.KINDS if k.keyed and not live.is_complete(k.name)],
         blockers=ordering.blockers,
         max_remove_percent=limit,
+        only=list(only.selectors) if only is not None else [],
     )
     plan.refusals = safety_refusals(plan.changes, live, limit)
     return plan
 
 
+def _unmatched(only: Selection, manifests: Manifests, live: LiveState) -> list[str]:
+    """A selected code that neither the manifests nor the organization hold is most likely a
+    typo: say so rather than show an empty plan that looks like "in sync"."""
+    out = []
+    for kind_name, code in sorted(only.objects):
+        kind = kinds.get(kind_name)
+        if code in manifests.of_kind(kind_name) or any(kind.key_of(e) == code for e in live.of(kind_name)):
+            continue
+        where = "the manifests or the organization" if live.is_complete(kind_name) else "the manifests"
+        out.append(f"--only {kind_name}/{code} matches no {kind_name} in {where}")
+    return out
+
+
 class _Planner:
-    def __init__(self, manifests: Manifests, live: LiveState) -> None:
+    def __init__(self, manifests: Manifests, live: LiveState, *, track_unchanged: bool = False) -> None:
         self.manifests = manifests
         self.live = live
         self.settings = manifests.settings
         self.changes: list[Change] = []
         self.unchanged = 0
+        # which objects are unchanged, only for partial plans (which count the selection's)
+        self.track_unchanged = track_unchanged
+        self.unchanged_keys: list[tuple[str, str]] = []
         self.unmanaged: list[Unmanaged] = []
         self.ignored_by_kind: dict[str, tuple[str, ...]] = {
             k.name: tuple(getattr(self.settings.ignoreFields, k.name, [])) for k in kinds.KINDS
@@ -243,12 +343,12 @@ class _Planner:
     def _plan_existing(self, kind: Kind, key: str, fields: Mapping[str, Any], live: Entity,
                        forced_action: Action | None) -> None:
         if self._same(kind, fields, live):
-            self.unchanged += 1
+            self._unchanged(kind, key)
             return
         body = self._update_body(kind, fields, live)
         diff = diff_body(kind, body, live, self.live)
         if not diff:  # the quick check is cautious: only the body's diff is authoritative
-            self.unchanged += 1
+            self._unchanged(kind, key)
             return
         action: Action = forced_action or "update"
         for d in diff:
@@ -257,6 +357,11 @@ class _Planner:
         change = Change(action, kind.name, key, live.get("id"), live.get("version"), diff, body)
         change.warnings.extend(field_warnings(kind, diff))
         self.changes.append(change)
+
+    def _unchanged(self, kind: Kind, key: str) -> None:
+        self.unchanged += 1
+        if self.track_unchanged:
+            self.unchanged_keys.append((kind.name, key))
 
     # -- comparison and bodies ---------------------------------------------------------------
 

@@ -62,6 +62,9 @@ def plan_document(plan: Plan, *, redact_pii: bool = False, extra_warnings: list[
         "safety": {"maxRemovePercent": plan.max_remove_percent},
         "readByCode": {kind: list(codes) for kind, codes in plan.read_by_code.items()},
     }
+    if plan.only:
+        # Only partial plans carry the key, so a whole plan's document (and digest) is as before.
+        doc["only"] = list(plan.only)
     doc["digest"] = digest_of(doc)
     return redact_document(doc) if redact_pii else doc
 
