@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from reconciler import __version__
 from reconciler.diagnostics import Diagnostic, ReconcilerError, sort_key
 from reconciler.safetext import masking_output, safe, visible
 
@@ -41,7 +42,7 @@ def _plural(n: int, word: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reconciler")
+@click.version_option(version=__version__, prog_name="reconciler")
 def cli() -> None:
     """Configuration as code for an m3ter organization."""
 
@@ -378,7 +379,7 @@ def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: 
         from reconciler.emulator.server import EmulatorConfig, serve
     except ImportError as exc:  # starlette/uvicorn are an optional extra
         raise ReconcilerError(
-            f"the emulator needs its extra: pip install 'reconciler[emulator]' ({exc.name} is missing)"
+            f"the emulator needs its extra: pip install 'm3ter-reconciler[emulator]' ({exc.name} is missing)"
         ) from None
     config = EmulatorConfig(
         host=host, port=port, db=db_path, latency_ms=latency_ms, rate_limit=rate_limit or None,
