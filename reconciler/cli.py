@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from reconciler import __version__
 from reconciler.diagnostics import Diagnostic, ReconcilerError, sort_key
 from reconciler.safetext import masking_output, safe, visible
 
@@ -63,7 +64,7 @@ def _plural(n: int, word: str) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reconciler")
+@click.version_option(version=__version__, prog_name="reconciler")
 def cli() -> None:
     """Configuration as code for an m3ter organization."""
 
@@ -101,6 +102,22 @@ _backend_option = click.option(
     help="local[:PATH] (default local:.reconciler/local.sqlite) or m3ter[:BASE_URL].",
 )
 _verbose_option = click.option("-v", "--verbose", is_flag=True, help="Trace API requests on stderr (secrets redacted).")
+
+
+def _parse_only(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    from reconciler import services
+
+    try:
+        return services.parse_only(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_only_option = click.option(
+    "--only", "only", multiple=True, metavar="KIND[/CODE]", callback=_parse_only,
+    help="Partial plan: only these objects (repeatable) and what they depend on; nothing outside is "
+         "changed or pruned.",
+)
 
 
 def _redact_default() -> bool:
@@ -173,17 +190,18 @@ class _Progress:
               help="Save the plan (unredacted, with live versions) for apply --plan.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing to do, 2 when changes are pending.")
 @click.option("--force", is_flag=True, help="Accept removals above settings.safety.maxRemovePercent.")
+@_only_option
 @_redact_option
 @_verbose_option
 def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | None, detailed_exitcode: bool,
-         force: bool, redact_pii: bool | None, verbose: bool) -> None:
+         force: bool, only: Any, redact_pii: bool | None, verbose: bool) -> None:
     """Show what apply would change in the organization."""
     from reconciler import services
     from reconciler.render import plan_document
 
     redact = _redact_default() if redact_pii is None else redact_pii
     with _annotating(fmt == "github"):
-        outcome = _load_plan(paths, backend, verbose=verbose)
+        outcome = _load_plan(paths, backend, verbose=verbose, only=only)
     assert outcome.plan is not None
     result = outcome.plan
     doc = plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings)
@@ -214,20 +232,20 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
         sys.exit(EXIT_CHANGES)
 
 
-def _load_plan(paths: Sequence[str], backend_spec: str | None, *, verbose: bool = False) -> Any:
+def _load_plan(paths: Sequence[str], backend_spec: str | None, *, verbose: bool = False, only: Any = None) -> Any:
     from reconciler import services
 
     loaded = _load_manifests_or_exit(paths)
     with services.open_configured_backend(backend_spec, verbose=verbose) as backend:
-        return _plan_or_exit(loaded, backend)
+        return _plan_or_exit(loaded, backend, only=only)
 
 
-def _plan_or_exit(loaded: Any, backend: Any) -> Any:
+def _plan_or_exit(loaded: Any, backend: Any, *, only: Any = None) -> Any:
     """Plan loaded manifests against ``backend``; errors found only against the live
     organization (a reference it does not hold) end the command, warnings are printed."""
     from reconciler import services
 
-    outcome = services.plan_loaded(loaded, backend)
+    outcome = services.plan_loaded(loaded, backend, only=only)
     if not outcome.ok:
         _fail_on_diagnostics(outcome.diagnostics)
     _print_diagnostics([d for d in outcome.diagnostics if not d.is_error])
@@ -261,11 +279,12 @@ def _load_manifests_or_exit(paths: Sequence[str]) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="The result: text on stderr, or json: also one JSON document on stdout (the plan then "
                    "goes to stderr).")
+@_only_option
 @_redact_option
 @_verbose_option
 def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | None, backend: str | None,
           auto_approve: bool, allow_delete: bool, force: bool, parallelism: int, rate_limit: float, fmt: str,
-          redact_pii: bool | None, verbose: bool) -> None:
+          only: Any, redact_pii: bool | None, verbose: bool) -> None:
     """Make the organization match the manifests (or a saved plan).
 
     SIGINT or SIGTERM while changes are applied starts no new change, lets the ones in flight
@@ -280,6 +299,8 @@ def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | No
         raise click.UsageError("give manifest PATHs or --plan FILE (one of the two)")
     if expect_digest and not plan_file:
         raise click.UsageError("--expect-digest needs --plan FILE")
+    if only and plan_file:
+        raise click.UsageError("--only plans from manifests; a saved plan keeps the selection it was made with")
     if not auto_approve and not sys.stdin.isatty():
         raise click.UsageError("not running on a terminal: pass --auto-approve to apply without confirmation")
     redact = _redact_default() if redact_pii is None else redact_pii
@@ -294,7 +315,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | No
             shown = redact_document(saved.doc) if redact else saved.doc
         else:
             assert loaded is not None
-            outcome = _plan_or_exit(loaded, handle)
+            outcome = _plan_or_exit(loaded, handle, only=only)
             assert outcome.plan is not None
             result = outcome.plan
             shown = plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings)
@@ -349,16 +370,18 @@ def _report_apply(applied: Any) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @_backend_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@_only_option
 @_redact_option
 @_verbose_option
-def drift(paths: tuple[str, ...], backend: str | None, fmt: str, redact_pii: bool | None, verbose: bool) -> None:
+def drift(paths: tuple[str, ...], backend: str | None, fmt: str, only: Any, redact_pii: bool | None,
+          verbose: bool) -> None:
     """Report hand changes: exit 0 in sync, 2 drift found, 1 error."""
     from reconciler import render
     from reconciler.drift import drift_document
     from reconciler.render.drift import render_drift_markdown, render_drift_text
 
     redact = _redact_default() if redact_pii is None else redact_pii
-    outcome = _load_plan(paths, backend, verbose=verbose)
+    outcome = _load_plan(paths, backend, verbose=verbose, only=only)
     doc = drift_document(outcome.plan, redact_pii=redact)
     if fmt == "json":
         click.echo(render.render_json(doc), nl=False)
@@ -397,7 +420,7 @@ def emulator(host: str, port: int, db_path: str, latency_ms: float, rate_limit: 
         from reconciler.emulator.server import EmulatorConfig, serve
     except ImportError as exc:  # starlette/uvicorn are an optional extra
         raise ReconcilerError(
-            f"the emulator needs its extra: pip install 'reconciler[emulator]' ({exc.name} is missing)"
+            f"the emulator needs its extra: pip install 'm3ter-reconciler[emulator]' ({exc.name} is missing)"
         ) from None
     config = EmulatorConfig(
         host=host, port=port, db=db_path, latency_ms=latency_ms, rate_limit=rate_limit or None,

@@ -37,6 +37,9 @@ def drift_document(plan: Plan, *, redact_pii: bool = False) -> dict[str, Any]:
         "summary": counts,
         "drift": items,
     }
+    if plan.only:  # a partial plan's drift covers only the selection: say so in every format
+        doc["only"] = list(plan.only)
+        doc["warnings"] = [w for w in plan.warnings if w.startswith(("partial plan", "--only"))]
     return _redact(doc) if redact_pii else doc
 
 

@@ -72,6 +72,10 @@ class Kind:
     api_path: str  # below /organizations/{orgId}/
     model: type[BaseModel]
     singleton: bool = False
+    # What people read in text and markdown ("organization config"): a singleton has no
+    # code, so ``update organizationConfig organizationConfig`` would say its name twice.
+    # Defaults to ``name``; JSON always keeps ``kind`` and ``key``.
+    title: str = ""
     archivable: bool = False  # has an ``archived`` flag (picklists)
     deletable: bool = False
     page_size: int = 100  # the list endpoint's maximum pageSize
@@ -82,6 +86,12 @@ class Kind:
     # Record-like mappings managed key by key (an absent key keeps its live value); every
     # other mapping (``customFields``) is managed whole.
     partial_fields: frozenset[str] = field(default_factory=frozenset)
+    # Lists of objects that have an identity inside the list: field -> the item fields that
+    # make it (a conversion is "from GBP to USD" wherever it sits). Diffs then name the item
+    # (``currencyConversions[GBP→USD].multiplier``) instead of replacing the whole list; whether
+    # the list changed is still decided on the whole list. A list nested in an item is named
+    # ``outer[].inner``.
+    list_identity: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Warnings attached to plan changes touching a field: top-level field -> warning.
     change_warnings: Mapping[str, FieldWarning] = field(default_factory=dict)
     delete_warning: str | None = None
@@ -97,6 +107,10 @@ class Kind:
     # What outside the managed kinds blocks a delete, read from the backend only when a plan
     # deletes objects of this kind: (backend, ids) -> {id: what is in the way and the fix}.
     delete_guard: Callable[[Any, list[str]], Mapping[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.title:
+            object.__setattr__(self, "title", self.name)
 
     @property
     def keyed(self) -> bool:
@@ -163,6 +177,8 @@ KINDS: tuple[Kind, ...] = (
             Reference("currencyConversions[].to", "currency", hint="remove the conversion from organization"),
         ),
         ordered_lists=frozenset({"creditApplicationOrder"}),
+        list_identity={"currencyConversions": ("from", "to")},
+        title="organization config",
         change_warnings={
             "consolidateBills": FieldWarning(
                 "enabling consolidateBills after bills exist: later bills for a bill date start afresh "
@@ -177,6 +193,7 @@ KINDS: tuple[Kind, ...] = (
         api_path="customfields",
         model=models.CustomFields,
         singleton=True,
+        title="custom fields",
     ),
     _picklist("creditReason", "creditReasons", "creditreasons", models.CreditReason),
     _picklist("debitReason", "debitReasons", "debitreasons", models.DebitReason),

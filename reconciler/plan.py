@@ -22,6 +22,13 @@ Decisions written down here because the contract leaves them open:
   mapping (``address.region``, ``customFields.legacyId``); the body keeps their live value.
 - A create body names a target that is itself being created as
   ``{"$ref": {"kind": ..., "code": ...}}``; apply swaps in the new id.
+- A partial plan (``--only KIND[/CODE]``, :class:`Selection`) is the full plan cut down to
+  the selected changes plus every change they depend on (``dependsOn``, closed
+  transitively), then ordered again: so what a selected change needs first (a currency to
+  create, a parent to create, a referrer to move off a currency being removed) comes with it,
+  from the registry's references alone. Removals (archive, delete) come only from the
+  selection, never as a dependency: a partial plan never prunes outside it. The summary
+  counts the selected objects only.
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler import kinds
-from reconciler.compare import FieldDiff, diff_field, is_empty, same
+from reconciler.compare import FieldDiff, is_empty, same
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
 from reconciler.manifest.types import Manifests
+from reconciler.nested_diff import diff_field, top_field
 
 Action = Literal["create", "update", "archive", "unarchive", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "archive", "unarchive", "delete")
@@ -102,6 +110,69 @@ class LiveState:
         return index
 
 
+class SelectionError(ValueError):
+    """A ``--only`` value that names no kind, or a code of a singleton."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a partial plan covers: whole kinds and single objects, as ``KIND[/CODE]``."""
+
+    selectors: tuple[str, ...]  # as given (normalised, each once, in order)
+    whole_kinds: frozenset[str]
+    objects: frozenset[tuple[str, str]]
+
+    def covers(self, kind: str, key: str) -> bool:
+        return kind in self.whole_kinds or (kind, key) in self.objects
+
+    def notice(self) -> str:
+        return (f"partial plan (--only {', '.join(self.selectors)}): only these objects and what they depend on "
+                "are planned; objects outside the selection are neither changed nor pruned")
+
+
+def parse_selection(values: Iterable[str]) -> Selection | None:
+    """``KIND`` or ``KIND/CODE`` values (kind names as in plans and JSON) -> a selection, or
+    None when there are none. A code may itself contain ``/``: only the first one splits."""
+    selectors: list[str] = []
+    whole: set[str] = set()
+    objects: set[tuple[str, str]] = set()
+    for raw in values:
+        name, slash, code = raw.strip().partition("/")
+        kind = kinds.BY_NAME.get(name)
+        if kind is None:
+            raise SelectionError(f"{raw!r}: unknown kind {name!r}; known kinds: {', '.join(kinds.KIND_NAMES)}")
+        if slash and kind.singleton:
+            raise SelectionError(f"{raw!r}: {name} is a singleton and has no codes; write {name}")
+        if slash and not code:
+            raise SelectionError(f"{raw!r}: no code after '/'; write {name} for every {name}, or {name}/CODE")
+        selector = f"{name}/{code}" if slash else name
+        if selector in selectors:
+            continue
+        selectors.append(selector)
+        if slash:
+            objects.add((name, code))
+        else:
+            whole.add(name)
+    if not selectors:
+        return None
+    return Selection(tuple(selectors), frozenset(whole), frozenset(objects))
+
+
+def select_changes(changes: list[Change], selection: Selection) -> list[Change]:
+    """The selected changes and, transitively, every change they depend on except removals
+    outside the selection; in the order given (``changes`` carry their ``depends_on``)."""
+    keep = {i for i, c in enumerate(changes) if selection.covers(c.kind, c.key)}
+    todo = list(keep)
+    while todo:
+        for j in changes[todo.pop()].depends_on:
+            c = changes[j]
+            if j in keep or (c.action in REMOVALS and not selection.covers(c.kind, c.key)):
+                continue
+            keep.add(j)
+            todo.append(j)
+    return [c for i, c in enumerate(changes) if i in keep]
+
+
 @dataclass(slots=True)
 class Plan:
     organization: str
@@ -119,6 +190,9 @@ class Plan:
     # Kinds read by code rather than listed whole, and the codes read: a saved plan is
     # checked against live read the same way, so it sees what the plan saw.
     read_by_code: dict[str, list[str]] = field(default_factory=dict)
+    # ``--only`` selectors of a partial plan (empty: the whole organization); in the JSON
+    # document and its digest, so a reviewer sees, and apply --plan keeps, the selection.
+    only: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {a: 0 for a in ACTIONS}
@@ -143,46 +217,77 @@ def build_plan(
     *,
     organization: str,
     backend: str,
+    only: Selection | None = None,
 ) -> Plan:
     """Compare every managed kind and return the changes in an order derived from what
-    each change needs (``reconciler.order``)."""
+    each change needs (``reconciler.order``); with ``only``, the partial plan of the
+    selection (see the module notes)."""
     from reconciler.order import order_changes
 
-    planner = _Planner(manifests, live)
+    planner = _Planner(manifests, live, track_unchanged=only is not None)
     for kind in kinds.KINDS:
         if kind.singleton:
             planner.plan_singleton(kind)
         else:
             planner.plan_keyed(kind)
     planner.named_removals()
-    ordering = order_changes(
-        planner.changes, live, lambda kind, key: key in manifests.of_kind(kind)
-    )
+
+    def listed(kind: str, key: str) -> bool:
+        return key in manifests.of_kind(kind)
+
+    ordering = order_changes(planner.changes, live, listed)
+    unchanged, unmanaged, warnings = planner.unchanged, planner.unmanaged, ordering.warnings
+    if only is not None:
+        ordering = order_changes(select_changes(ordering.changes, only), live, listed)
+        unchanged = sum(1 for kind, key in planner.unchanged_keys if only.covers(kind, key))
+        unmanaged = [u for u in unmanaged if only.covers(u.kind, u.key)]
+        warnings = [only.notice(), *_unmatched(only, manifests, live), *ordering.warnings]
+    # A planner blocker stands when the change it is about is in the plan (a partial plan
+    # without that change is not blocked by it).
+    planned = {(c.kind, c.key) for c in ordering.changes}
+    planner_blockers = [message for kind, key, message in planner.blockers if (kind, key) in planned]
     limit = float(manifests.settings.safety.maxRemovePercent)
     plan = Plan(
         organization=organization,
         backend=backend,
         changes=ordering.changes,
-        unchanged=planner.unchanged,
-        unmanaged=planner.unmanaged,
-        warnings=ordering.warnings,
+        unchanged=unchanged,
+        unmanaged=unmanaged,
+        warnings=warnings,
         uncounted=[k.name for k in kinds.KINDS if k.keyed and not live.is_complete(k.name)],
-        blockers=[*planner.blockers, *ordering.blockers],
+        blockers=[*planner_blockers, *ordering.blockers],
         max_remove_percent=limit,
+        only=list(only.selectors) if only is not None else [],
     )
     plan.refusals = safety_refusals(plan.changes, live, limit)
     return plan
 
 
+def _unmatched(only: Selection, manifests: Manifests, live: LiveState) -> list[str]:
+    """A selected code that neither the manifests nor the organization hold is most likely a
+    typo: say so rather than show an empty plan that looks like "in sync"."""
+    out = []
+    for kind_name, code in sorted(only.objects):
+        kind = kinds.get(kind_name)
+        if code in manifests.of_kind(kind_name) or any(kind.key_of(e) == code for e in live.of(kind_name)):
+            continue
+        where = "the manifests or the organization" if live.is_complete(kind_name) else "the manifests"
+        out.append(f"--only {kind_name}/{code} matches no {kind_name} in {where}")
+    return out
+
+
 class _Planner:
-    def __init__(self, manifests: Manifests, live: LiveState) -> None:
+    def __init__(self, manifests: Manifests, live: LiveState, *, track_unchanged: bool = False) -> None:
         self.manifests = manifests
         self.live = live
         self.settings = manifests.settings
         self.changes: list[Change] = []
         self.unchanged = 0
+        # which objects are unchanged, only for partial plans (which count the selection's)
+        self.track_unchanged = track_unchanged
+        self.unchanged_keys: list[tuple[str, str]] = []
         self.unmanaged: list[Unmanaged] = []
-        self.blockers: list[str] = []
+        self.blockers: list[tuple[str, str, str]] = []  # (kind, key of the change, message)
         self.ignored_by_kind: dict[str, tuple[str, ...]] = {
             k.name: tuple(getattr(self.settings.ignoreFields, k.name, [])) for k in kinds.KINDS
         }
@@ -253,20 +358,20 @@ class _Planner:
                 if (ref.target, code) in deleted:
                     where = obj.kind if kinds.get(obj.kind).singleton else f"{obj.kind} {obj.key}"
                     field_path = ".".join(str(p) for p in path)
-                    self.blockers.append(
+                    self.blockers.append((ref.target, code,
                         f"cannot delete {ref.target} {code}: the manifests name it ({where}, {field_path}); list it "
                         f"in the manifests or change {field_path}"
-                    )
+                    ))
 
     def _plan_existing(self, kind: Kind, key: str, fields: Mapping[str, Any], live: Entity,
                        forced_action: Action | None) -> None:
         if self._same(kind, fields, live):
-            self.unchanged += 1
+            self._unchanged(kind, key)
             return
         body = self._update_body(kind, fields, live)
         diff = diff_body(kind, body, live, self.live)
         if not diff:  # the quick check is cautious: only the body's diff is authoritative
-            self.unchanged += 1
+            self._unchanged(kind, key)
             return
         action: Action = forced_action or "update"
         for d in diff:
@@ -278,10 +383,15 @@ class _Planner:
         missing = [f for f in kind.put_required if is_empty(body.get(f))]
         if missing:
             where = kind.name if kind.singleton else f"{kind.name} {key}"
-            self.blockers.append(
+            self.blockers.append((kind.name, key,
                 f"cannot update {where}: m3ter requires {', '.join(missing)} on every update and the "
                 f"organization has no value; set {', '.join(missing)} under {kind.manifest_key} in the manifests"
-            )
+            ))
+
+    def _unchanged(self, kind: Kind, key: str) -> None:
+        self.unchanged += 1
+        if self.track_unchanged:
+            self.unchanged_keys.append((kind.name, key))
 
     # -- comparison and bodies ---------------------------------------------------------------
 
@@ -406,7 +516,8 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
     """Field-level differences between a request body and the live object it replaces (``{}``
     for a create): exactly what apply will change, in the manifests' terms (``parent`` and
     codes, not ``parentAccountId`` and ids). Plans and saved-plan checks both use it, so a
-    reviewed diff and the body sent can never disagree."""
+    reviewed diff and the body sent can never disagree. Changes inside a field are named per
+    item or key (``currencyConversions[GBP→USD].multiplier``; ``reconciler.nested_diff``)."""
     renamed_api = {r.api_path: r for r in kind.references if r.renamed and len(r.api_steps) == 1}
     out: list[FieldDiff] = []
     for name, value in body.items():
@@ -419,7 +530,8 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
             if before != after:
                 out.append(FieldDiff(ref.path, before, after))
             continue
-        out.extend(diff_field(name, value, live_value, ordered=name in kind.ordered_lists))
+        out.extend(diff_field(name, value, live_value, ordered=name in kind.ordered_lists,
+                              identities=kind.list_identity))
     for name, live_value in live.items():
         if name in body or name in READ_ONLY_FIELDS or is_empty(live_value):
             continue
@@ -444,7 +556,7 @@ def field_warnings(kind: Kind, diff: Iterable[FieldDiff]) -> list[str]:
     """The registry's warnings for the fields a change touches, each once."""
     out: list[str] = []
     for d in diff:
-        warning = kind.change_warnings.get(d.path.split(".", 1)[0])
+        warning = kind.change_warnings.get(top_field(d.path))
         if warning is not None and warning.applies(d.before, d.after) and warning.message not in out:
             out.append(warning.message)
     return out

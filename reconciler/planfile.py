@@ -37,7 +37,17 @@ from reconciler.diagnostics import ReconcilerError
 from reconciler.guards import delete_blockers
 from reconciler.manifest.files import ManifestFileError, read_manifest_bytes
 from reconciler.order import order_changes
-from reconciler.plan import ACTIONS, Change, LiveState, Plan, diff_body, safety_refusals
+from reconciler.plan import (
+    ACTIONS,
+    REMOVALS,
+    Change,
+    LiveState,
+    Plan,
+    SelectionError,
+    diff_body,
+    parse_selection,
+    safety_refusals,
+)
 from reconciler.render.document import DIGEST_PREFIX, FORMAT_VERSION, digest_of
 from reconciler.safetext import safe
 
@@ -110,6 +120,8 @@ class PlanDocument(_Doc):
     blockers: list[str]
     safety: SafetyEntry
     readByCode: dict[str, list[str]]
+    # present only in partial plans (``--only``): the selectors, part of the digest
+    only: list[Annotated[str, Field(min_length=1)]] | None = None
     digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
     saved: bool | None = None
     redacted: bool | None = None
@@ -210,6 +222,7 @@ def read_saved_plan(path: str, *, expect_digest: str | None = None) -> SavedPlan
         uncounted=list(doc["uncounted"]),
         max_remove_percent=float(doc["safety"]["maxRemovePercent"]),
         read_by_code={k: list(v) for k, v in doc["readByCode"].items() if k in kinds.BY_NAME},
+        only=list(doc.get("only") or []),
     )
     return SavedPlan(doc, plan)
 
@@ -247,6 +260,7 @@ def check_against_live(saved: SavedPlan, backend: Backend) -> Plan:
         kind = kinds.get(kind_name)
         for entity in entities:
             by_key.setdefault((kind_name, kind.key_of(entity)), entity)
+    problems.extend(_outside_selection(plan))
     seen: set[tuple[str, str]] = set()
     for change in plan.changes:
         label = f"{change.action} {change.kind} {change.key}"
@@ -274,6 +288,19 @@ def check_against_live(saved: SavedPlan, backend: Backend) -> Plan:
     plan.blockers = []
     plan.refusals = safety_refusals(plan.changes, live, plan.max_remove_percent)
     return plan
+
+
+def _outside_selection(plan: Plan) -> list[str]:
+    """A partial plan never removes anything outside its selection (whatever its digest)."""
+    if not plan.only:
+        return []
+    try:
+        selection = parse_selection(plan.only)
+    except SelectionError as exc:
+        return [f"its selection (only) is not valid: {exc}"]
+    assert selection is not None
+    return [f"{c.action} {c.kind} {c.key}: a removal outside the plan's selection (--only {', '.join(plan.only)})"
+            for c in plan.changes if c.action in REMOVALS and not selection.covers(c.kind, c.key)]
 
 
 def _check_change(change: Change, current: Mapping[str, Any] | None, live: LiveState) -> list[str]:

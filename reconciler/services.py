@@ -23,7 +23,7 @@ from reconciler.guards import delete_blockers
 from reconciler.lookups import resolve_names
 from reconciler.manifest import load_manifests, reference_diagnostics
 from reconciler.manifest.types import LoadResult, Manifests
-from reconciler.plan import LiveState, Plan, build_plan
+from reconciler.plan import LiveState, Plan, Selection, build_plan, parse_selection
 from reconciler.planfile import SavedPlan
 from reconciler.render.document import plan_document
 
@@ -98,14 +98,20 @@ class PlanOutcome:
         return self.plan is not None
 
 
-def make_plan(paths: Sequence[str], backend: Backend) -> PlanOutcome:
+def parse_only(values: Sequence[str]) -> Selection | None:
+    """``--only KIND[/CODE]`` values -> a selection (None for a whole plan); a ValueError
+    naming the known kinds for a kind that does not exist."""
+    return parse_selection(values)
+
+
+def make_plan(paths: Sequence[str], backend: Backend, *, only: Selection | None = None) -> PlanOutcome:
     """Manifests + live organization -> plan, or the diagnostics that stop it."""
-    return plan_loaded(load_manifests(paths), backend)
+    return plan_loaded(load_manifests(paths), backend, only=only)
 
 
-def plan_loaded(result: LoadResult, backend: Backend) -> PlanOutcome:
+def plan_loaded(result: LoadResult, backend: Backend, *, only: Selection | None = None) -> PlanOutcome:
     """Plan from manifests already loaded: the CLI loads them before opening a backend, so
-    bad input never creates or touches an organization."""
+    bad input never creates or touches an organization. With ``only``, a partial plan."""
     if result.manifests is None or not result.ok:
         return PlanOutcome(result.diagnostics)
     manifests = result.manifests
@@ -120,7 +126,7 @@ def plan_loaded(result: LoadResult, backend: Backend) -> PlanOutcome:
     ]
     if any(d.is_error for d in diagnostics):
         return PlanOutcome(diagnostics)
-    plan = build_plan(manifests, live, organization=backend.org_id, backend=backend.name)
+    plan = build_plan(manifests, live, organization=backend.org_id, backend=backend.name, only=only)
     plan.read_by_code = {name: sorted(codes) for name, codes in wanted.items() if codes is not None}
     plan.blockers.extend(delete_blockers(plan.changes, backend))
     return PlanOutcome(diagnostics, plan, [d.format() for d in diagnostics if not d.is_error])

@@ -181,7 +181,10 @@ def test_missing_multiplier_against_a_live_one_is_a_change(tmp_path: Path, local
     assert result.code == 0, result.output
     [change] = json.loads(result.stdout)["changes"]
     assert change["body"]["currencyConversions"] == [{"from": "EUR", "to": "USD"}]
-    assert [d["path"] for d in change["diff"]] == ["currencyConversions"]
+    # the diff names the conversion and the field that goes away (issue 14 item 4)
+    assert [(d["path"], d["before"], d["after"]) for d in change["diff"]] == [
+        ("currencyConversions[EUR→USD].multiplier", 1.08, None)
+    ]
 
 
 # ------------------------------------------------------------------ 9: conversion direction in the warning

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from reconciler import kinds
+from reconciler.nested_diff import top_field
 from reconciler.plan import Plan
 
 FORMAT_VERSION = 1
@@ -61,6 +62,9 @@ def plan_document(plan: Plan, *, redact_pii: bool = False, extra_warnings: list[
         "safety": {"maxRemovePercent": plan.max_remove_percent},
         "readByCode": {kind: list(codes) for kind, codes in plan.read_by_code.items()},
     }
+    if plan.only:
+        # Only partial plans carry the key, so a whole plan's document (and digest) is as before.
+        doc["only"] = list(plan.only)
     doc["digest"] = digest_of(doc)
     return redact_document(doc) if redact_pii else doc
 
@@ -86,7 +90,7 @@ def redact_document(doc: dict[str, Any]) -> dict[str, Any]:
         masked = dict(change)
         masked["diff"] = [
             {**d, "before": _mask(d["before"]), "after": _mask(d["after"])}
-            if d["path"].split(".", 1)[0] in pii
+            if top_field(d["path"]) in pii
             else d
             for d in change.get("diff", [])
         ]

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from reconciler.render.markdown import escape, value
-from reconciler.render.values import show
-from reconciler.safetext import safe
+from reconciler.render.values import change_label, partial_notice, show
+from reconciler.safetext import markdown_inert, safe
 
 _LABELS = {
     "changed": "changed live",
@@ -27,8 +27,10 @@ def drift_summary_line(doc: dict[str, Any]) -> str:
 
 def render_drift_text(doc: dict[str, Any], *, colour: bool = False) -> str:
     lines = [f"Organization {safe(str(doc['organization']))} ({safe(str(doc['backend']))})", ""]
+    if doc.get("only"):
+        lines += [partial_notice(doc["only"]), ""]
     for item in doc["drift"]:
-        head = f"{safe(item['kind'])} {safe(item['key'])}: {_LABELS[item['type']]}"
+        head = f"{change_label(item)}: {_LABELS[item['type']]}"
         lines.append(click.style(head, fg="yellow") if colour else head)
         for f in item["fields"]:
             lines.append(f"    {safe(f['path'])}: manifest {show(f['manifest'])}, live {show(f['live'])}")
@@ -42,6 +44,8 @@ def render_drift_markdown(doc: dict[str, Any]) -> str:
     out = ["### reconciler drift", "",
            f"Organization {escape(str(doc['organization']))} on {escape(str(doc['backend']))}", "",
            f"**{escape(drift_summary_line(doc))}**", ""]
+    if doc.get("only"):
+        out[-1:-1] = ["", f"> :warning: **{markdown_inert(partial_notice(doc['only']))}**"]
     if doc["drift"]:
         out += ["| kind | key | drift | field | manifest | live |", "|---|---|---|---|---|---|"]
         for item in doc["drift"]:

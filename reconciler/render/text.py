@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from reconciler.render.values import MARKERS, show, summary_line
+from reconciler.render.values import MARKERS, change_label, partial_notice, show, summary_line
 from reconciler.safetext import safe
 
 _COLOURS = {"+": "green", "~": "yellow", "-": "red", "!": "magenta"}
@@ -24,6 +24,8 @@ def render_text(doc: dict[str, Any], *, colour: bool = False) -> str:
         f"Organization {safe(str(doc['organization']))} ({safe(str(doc['backend']))})",
         "",
     ]
+    if doc.get("only"):
+        lines += [paint("!", partial_notice(doc["only"])), ""]
     changes = doc["changes"]
     if not changes:
         lines.append("No changes. The organization matches the manifests.")
@@ -31,7 +33,7 @@ def render_text(doc: dict[str, Any], *, colour: bool = False) -> str:
         marker = MARKERS[change["action"]]
         ident = (f" (id {safe(str(change['id']))}, version {safe(str(change['version']))})"
                  if change.get("id") else "")
-        head = f"{marker} {change['action']} {safe(change['kind'])} {safe(change['key'])}"
+        head = f"{marker} {change['action']} {change_label(change)}"
         lines.append(paint(marker, head) + ident)
         for d in change["diff"]:
             path = safe(d["path"])

@@ -6,8 +6,9 @@ import json
 import re
 from typing import Any
 
+from reconciler import kinds
 from reconciler.render.document import REDACTED
-from reconciler.safetext import visible
+from reconciler.safetext import safe, visible
 
 MAX_VALUE_CHARS = 120
 # An escape cut by truncation (``\u20`` of ``\u202e``, the first ``\`` of ``\\``): dropped
@@ -43,3 +44,24 @@ def summary_line(summary: dict[str, int], *, uncounted: list[str] | None = None)
 
 
 MARKERS = {"create": "+", "update": "~", "archive": "-", "unarchive": "~", "delete": "-"}
+
+
+def change_label(change: dict[str, Any]) -> str:
+    """What a change is about, for people and safe to print: ``account acme``, or a
+    singleton's title (``organization config``) rather than its kind name twice."""
+    kind = kinds.BY_NAME.get(str(change["kind"]))
+    if kind is not None and kind.singleton:
+        return safe(kind.title)
+    return f"{safe(str(change['kind']))} {safe(str(change['key']))}"
+
+
+SHOWN_SELECTORS = 20
+
+
+def partial_notice(only: list[str]) -> str:
+    """The one sentence every format shows for a partial plan (``--only``), safe to print."""
+    shown = ", ".join(safe(s) for s in only[:SHOWN_SELECTORS])
+    if len(only) > SHOWN_SELECTORS:
+        shown += f" and {len(only) - SHOWN_SELECTORS} more"
+    return (f"PARTIAL PLAN (--only {shown}): only these objects and what they depend on are planned; "
+            "everything else is neither changed nor pruned, and the summary counts only them.")
