@@ -355,13 +355,15 @@ def _report_apply(applied: Any) -> None:
     """Outcomes on stderr: after an interrupt every change is listed, grouped by status, so
     the person knows exactly what happened; otherwise only what needs attention."""
     from reconciler.apply import STATUSES
+    from reconciler.render.values import change_label
 
     if applied.interrupted is not None:
         shown = sorted(applied.outcomes, key=lambda o: (STATUSES.index(o.status), o.index))
     else:
         shown = [o for o in applied.outcomes if o.status != "applied" or o.message]
     for o in shown:
-        line = f"{o.status.replace('_', ' ')}: {o.change.action} {o.change.kind} {safe(o.change.key)}"
+        label = change_label({"kind": o.change.kind, "key": o.change.key})
+        line = f"{o.status.replace('_', ' ')}: {o.change.action} {label}"
         click.echo(f"{line}: {safe(o.message)}" if o.message and o.status != "not_started" else line, err=True)
     click.echo(applied.summary_line(), err=True)
 

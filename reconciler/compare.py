@@ -150,35 +150,3 @@ def _same(desired: Any, live: Any, ordered: bool) -> bool:
                 return False
         return True
     return bool(desired == live)
-
-
-def diff_field(
-    name: str,
-    desired: Any,
-    live: Any,
-    *,
-    partial: bool = False,
-    ordered: bool = True,
-) -> list[FieldDiff]:
-    """Field-level differences for one top-level field.
-
-    ``partial`` makes a mapping managed key by key (absent keys unmanaged), for records such
-    as ``address``; otherwise a mapping is compared whole and reported key by key.
-    """
-    t = type(desired)
-    live_map: Mapping[str, Any] | None = None
-    if t is dict and type(live) is dict:
-        live_map = live
-    elif isinstance(desired, Mapping) and (isinstance(live, Mapping) or is_empty(live)):
-        live_map = live if isinstance(live, Mapping) else {}
-    if live_map is not None:
-        get = live_map.get
-        out = [FieldDiff(f"{name}.{key}", get(key), value)
-               for key, value in desired.items() if not same(value, get(key))]
-        if not partial:
-            out += [FieldDiff(f"{name}.{key}", value, None) for key, value in live_map.items()
-                    if value is not None and key not in desired]
-        return out
-    if same(desired, live, ordered=ordered):
-        return []
-    return [FieldDiff(name, live, desired)]

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from reconciler.compare import MAX_ULPS, FieldDiff, diff_field, numbers_equal, same, ulp_distance
+from reconciler.compare import MAX_ULPS, FieldDiff, numbers_equal, same, ulp_distance
+from reconciler.nested_diff import diff_field
 from tests.conftest import run_cli
 
 NAN = float("nan")

@@ -1,6 +1,6 @@
 """A local stand-in for the m3ter Config API subset, backed by :mod:`reconciler.store`.
 
-Optional extra (``reconciler[emulator]``): starlette and uvicorn are imported only by
+Optional extra (``m3ter-reconciler[emulator]``): starlette and uvicorn are imported only by
 ``reconciler.emulator.app``, ``.server`` (lazily) and ``.testing``, never by this package.
 
 * ``reconciler.emulator.server.serve(config)`` - blocking server for ``reconciler emulator``.
