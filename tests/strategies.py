@@ -19,6 +19,7 @@ removal depends on. The planner must either refuse those at plan time or apply t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hypothesis import event
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from reconciler import kinds
 from reconciler.backends.base import Backend
@@ -484,6 +487,13 @@ def reordered(changes: list[Any], choose: Callable[[list[int]], int]) -> list[An
     return out
 
 
+def _event(label: str) -> None:
+    """Count what each example exercised (``--hypothesis-show-statistics``), so a run shows
+    how often plans converge and which refusals are met; outside a test it does nothing."""
+    with contextlib.suppress(InvalidArgument):
+        event(label)
+
+
 def check_convergence(
     backend: Backend,
     manifests: ManifestSet,
@@ -512,14 +522,19 @@ def check_convergence(
     if outcome.plan is None:
         errors = [d.format() for d in outcome.diagnostics if d.is_error]
         assert errors, "no plan and no error message"
+        _event("refused: invalid against live")
         return "refused"
     plan = outcome.plan
     blockers = list(getattr(plan, "blockers", None) or [])
     if blockers:
         assert all(isinstance(b, str) and b.strip() for b in blockers), blockers
+        for blocker in blockers:  # "cannot delete currency EUR: ..." -> "cannot delete currency"
+            _event("refused: " + " ".join(blocker.split(":", 1)[0].split()[:3]))
         return "refused"
     if not plan.changes:
+        _event("empty")
         return "empty"
+    _event("converged" if len(plan.changes) < 10 else "converged (10+ changes)")
     if choose is not None:
         plan = dataclasses.replace(plan, changes=reordered(plan.changes, choose))
     result = run_apply(plan, backend, parallelism=parallelism)
