@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -135,14 +135,23 @@ def _colour() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
-def _render(doc: dict[str, Any], fmt: str, *, title: str = "reconciler plan") -> str:
+def _render(doc: dict[str, Any], fmt: str, *, title: str = "reconciler plan") -> Iterator[str]:
+    """The plan in pieces: text and JSON stream change by change, so a 100k-change plan is
+    never held as one string (markdown is bounded by its size limit)."""
     from reconciler import render
+    from reconciler.render.json_format import iter_json_lines
+    from reconciler.render.text import iter_text
 
     if fmt == "json":
-        return render.render_json(doc)
+        return iter_json_lines(doc)
     if fmt == "markdown":
-        return render.render_markdown(doc, title=title)
-    return render.render_text(doc, colour=_colour())
+        return iter([render.render_markdown(doc, title=title)])
+    return iter_text(doc, colour=_colour())
+
+
+def _emit(pieces: Iterable[str], *, err: bool = False) -> None:
+    for piece in pieces:
+        click.echo(piece, nl=False, err=err)
 
 
 def _fail_on_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
@@ -210,9 +219,9 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
 
         # Workflow commands are read from stdout only: the plan itself goes to the log on stderr.
         click.echo(render_plan_annotations(doc, located=outcome.load_warnings), nl=False)
-        click.echo(_render(doc, "text"), nl=False, err=True)
+        _emit(_render(doc, "text"), err=True)
     else:
-        click.echo(_render(doc, fmt), nl=False)
+        _emit(_render(doc, fmt))
     if out_file and not result.blockers:
         digest = services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
         shown = safe(out_file)
@@ -320,7 +329,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | No
             result = outcome.plan
             shown = plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings)
         # With --format json stdout holds only the result document, so the plan goes to stderr.
-        click.echo(_render(shown, "text"), nl=False, err=fmt == "json")
+        _emit(_render(shown, "text"), err=fmt == "json")
         if not result.has_changes:
             click.echo("Nothing to do.", err=True)
             if fmt == "json":

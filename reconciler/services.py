@@ -7,7 +7,6 @@ any connection is opened, so nothing is written when they are invalid.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from reconciler.manifest.types import LoadResult, Manifests
 from reconciler.plan import LiveState, Plan, Selection, build_plan, parse_selection
 from reconciler.planfile import SavedPlan
 from reconciler.render.document import plan_document
+from reconciler.render.json_format import iter_json_lines
 
 
 def validate_paths(paths: Sequence[str], backend_spec: str | None = None, *, verbose: bool = False) -> LoadResult:
@@ -183,7 +183,8 @@ def save_plan(plan: Plan, path: str, *, load_warnings: list[str] | None = None) 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as handle:  # streamed: a big plan is never one string
+        handle.writelines(iter_json_lines(doc))
     tmp.replace(target)
     return str(doc["digest"])
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from reconciler.render.document import iter_json
 
-def render_json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+def render_json(doc: Mapping[str, Any]) -> str:
+    return "".join(iter_json_lines(doc))
+
+
+def iter_json_lines(doc: Mapping[str, Any]) -> Iterator[str]:
+    """The JSON document in pieces, ending with a newline: what the CLI streams to stdout."""
+    yield from iter_json(doc)
+    yield "\n"

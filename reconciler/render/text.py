@@ -6,6 +6,7 @@ and must not be able to recolour or reorder what the reviewer reads."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import click
@@ -16,50 +17,54 @@ from reconciler.safetext import safe
 _COLOURS = {"+": "green", "~": "yellow", "-": "red", "!": "magenta"}
 
 
-def render_text(doc: dict[str, Any], *, colour: bool = False) -> str:
+def render_text(doc: Mapping[str, Any], *, colour: bool = False) -> str:
+    return "".join(iter_text(doc, colour=colour))
+
+
+def iter_text(doc: Mapping[str, Any], *, colour: bool = False) -> Iterator[str]:
+    """The text plan line by line (each ending in a newline), so a plan of any size streams."""
+
     def paint(marker: str, text: str) -> str:
         return click.style(text, fg=_COLOURS.get(marker)) if colour else text
 
-    lines: list[str] = [
-        f"Organization {safe(str(doc['organization']))} ({safe(str(doc['backend']))})",
-        "",
-    ]
+    yield f"Organization {safe(str(doc['organization']))} ({safe(str(doc['backend']))})\n"
+    yield "\n"
     if doc.get("only"):
-        lines += [paint("!", partial_notice(doc["only"])), ""]
+        yield paint("!", partial_notice(doc["only"])) + "\n"
+        yield "\n"
     changes = doc["changes"]
     if not changes:
-        lines.append("No changes. The organization matches the manifests.")
+        yield "No changes. The organization matches the manifests.\n"
     for change in changes:
         marker = MARKERS[change["action"]]
         ident = (f" (id {safe(str(change['id']))}, version {safe(str(change['version']))})"
                  if change.get("id") else "")
         head = f"{marker} {change['action']} {change_label(change)}"
-        lines.append(paint(marker, head) + ident)
+        yield paint(marker, head) + ident + "\n"
         for d in change["diff"]:
             path = safe(d["path"])
             if d["before"] is None:
-                lines.append(paint("+", f"    + {path}: {show(d['after'])}"))
+                yield paint("+", f"    + {path}: {show(d['after'])}") + "\n"
             elif d["after"] is None:
-                lines.append(paint("-", f"    - {path}: {show(d['before'])}"))
+                yield paint("-", f"    - {path}: {show(d['before'])}") + "\n"
             else:
-                lines.append(paint("~", f"    ~ {path}: {show(d['before'])} -> {show(d['after'])}"))
+                yield paint("~", f"    ~ {path}: {show(d['before'])} -> {show(d['after'])}") + "\n"
         for warning in change["warnings"]:
-            lines.append(paint("!", f"    ! warning: {safe(warning)}"))
+            yield paint("!", f"    ! warning: {safe(warning)}") + "\n"
     if doc["unmanaged"]:
-        lines.append("")
-        lines.append(f"Unmanaged (live, not in any manifest; left alone): {len(doc['unmanaged'])}")
+        yield "\n"
+        yield f"Unmanaged (live, not in any manifest; left alone): {len(doc['unmanaged'])}\n"
         for item in doc["unmanaged"][:20]:
-            lines.append(f"    {safe(item['kind'])} {safe(item['key'])}")
+            yield f"    {safe(item['kind'])} {safe(item['key'])}\n"
         if len(doc["unmanaged"]) > 20:
-            lines.append(f"    ... and {len(doc['unmanaged']) - 20} more (see --format json)")
+            yield f"    ... and {len(doc['unmanaged']) - 20} more (see --format json)\n"
     for warning in doc.get("warnings", []):
-        lines.append(paint("!", f"warning: {safe(warning)}"))
+        yield paint("!", f"warning: {safe(warning)}") + "\n"
     for refusal in doc.get("refusals", []):
-        lines.append(paint("-", f"refused: {safe(refusal)}"))
+        yield paint("-", f"refused: {safe(refusal)}") + "\n"
     for blocker in doc.get("blockers", []):
-        lines.append(paint("-", f"cannot succeed: {safe(blocker)}"))
-    lines.append("")
-    lines.append(summary_line(doc["summary"], uncounted=doc.get("uncounted")))
+        yield paint("-", f"cannot succeed: {safe(blocker)}") + "\n"
+    yield "\n"
+    yield summary_line(doc["summary"], uncounted=doc.get("uncounted")) + "\n"
     if doc.get("digest"):
-        lines.append(f"Plan digest: {doc['digest']}")
-    return "\n".join(lines) + "\n"
+        yield f"Plan digest: {doc['digest']}\n"
