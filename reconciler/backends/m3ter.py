@@ -71,7 +71,7 @@ from reconciler.kinds import READ_ONLY_FIELDS, Kind
 CODES_PER_REQUEST = 100
 #: ... and at most about this many characters of percent-encoded ``codes=`` query per request,
 #: so the request line stays well under the 8 KiB that common front ends accept (nginx's
-#: default header buffer, CloudFront's URL limit). 100 codes of up to ~45 ASCII characters
+#: default header buffer, CloudFront's URL limit). 100 codes of up to ~50 URL-safe characters
 #: fit; codes longer or needing escapes make smaller batches.
 CODES_QUERY_CHARS = 6000
 #: pageSize for the read-only listings (statement definitions, account plans): their maximum.
