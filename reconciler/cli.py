@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -162,33 +161,6 @@ def _fail_on_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
         sys.exit(EXIT_ERROR)
 
 
-class _Progress:
-    """A one-line progress display on a terminal; silent in logs."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.enabled = sys.stderr.isatty()
-        self.last = 0.0
-        self.finished = False
-
-    def __call__(self, done: int, total: int, failed: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if done < total and now - self.last < 0.1:
-            return
-        self.last = now
-        self.finished = done >= total
-        click.echo(f"\r{self.label} {done}/{total}" + (f" ({failed} failed)" if failed else ""), err=True, nl=False)
-        if done >= total:
-            click.echo("", err=True)
-
-    def close(self) -> None:
-        """End a progress line an interrupted run left unfinished."""
-        if self.enabled and self.last and not self.finished:
-            click.echo("", err=True)
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @_backend_option
@@ -253,8 +225,10 @@ def _plan_or_exit(loaded: Any, backend: Any, *, only: Any = None) -> Any:
     """Plan loaded manifests against ``backend``; errors found only against the live
     organization (a reference it does not hold) end the command, warnings are printed."""
     from reconciler import services
+    from reconciler.progress import ProgressLine
 
-    outcome = services.plan_loaded(loaded, backend, only=only)
+    with ProgressLine("Reading the organization") as progress:
+        outcome = services.plan_loaded(loaded, backend, only=only, progress=progress)
     if not outcome.ok:
         _fail_on_diagnostics(outcome.diagnostics)
     _print_diagnostics([d for d in outcome.diagnostics if not d.is_error])
@@ -301,6 +275,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | No
     a second one exits at once."""
     from reconciler import interrupt, services
     from reconciler.apply import ApplyResult
+    from reconciler.progress import ProgressLine
     from reconciler.render import plan_document
     from reconciler.render.document import redact_document
 
@@ -339,10 +314,8 @@ def apply(paths: tuple[str, ...], plan_file: str | None, expect_digest: str | No
         if not auto_approve and not click.confirm("Apply these changes?", default=False, err=True):
             click.echo("Nothing was changed.", err=True)
             sys.exit(EXIT_ERROR)
-        progress = _Progress("Applying")
-        with interrupt.stop_on_signals() as stop:
+        with ProgressLine("Applying") as progress, interrupt.stop_on_signals() as stop:
             applied = services.run_apply(result, handle, parallelism=parallelism, progress=progress, stop=stop)
-        progress.close()
     _report_apply(applied)
     if fmt == "json":
         click.echo(_json_result(applied))

@@ -16,7 +16,7 @@ from typing import Any
 from reconciler import kinds, planfile
 from reconciler.apply import ApplyResult, Progress, apply_changes
 from reconciler.backends import BackendOptions, open_backend
-from reconciler.backends.base import Backend
+from reconciler.backends.base import Backend, ReadProgress
 from reconciler.diagnostics import Diagnostic, ReconcilerError
 from reconciler.guards import delete_blockers
 from reconciler.lookups import resolve_names
@@ -55,7 +55,9 @@ def _live_codes(live: dict[str, list[dict[str, Any]]]) -> dict[str, set[str]]:
 def _wanted(manifests: Manifests, backend: Backend) -> dict[str, Collection[str] | None]:
     """What to read for a plan: whole kinds, or only the codes the manifests name (and the
     codes they refer to) when that is cheaper for this backend and the kind is not pruned,
-    since pruning needs to see every live object."""
+    since pruning needs to see every live object. The m3ter backend's limit is unlimited
+    (``CODE_LOOKUP_UNLIMITED``: its batched reads beat the cursor walk, see its
+    ``code_lookup_limit``); the local one's is 0, so it always reads whole kinds."""
     limit = backend.code_lookup_limit
     wanted: dict[str, Collection[str] | None] = {}
     candidates: list[kinds.Kind] = []  # kinds small enough in the manifests to look up by code
@@ -109,14 +111,17 @@ def make_plan(paths: Sequence[str], backend: Backend, *, only: Selection | None 
     return plan_loaded(load_manifests(paths), backend, only=only)
 
 
-def plan_loaded(result: LoadResult, backend: Backend, *, only: Selection | None = None) -> PlanOutcome:
+def plan_loaded(result: LoadResult, backend: Backend, *, only: Selection | None = None,
+                progress: ReadProgress | None = None) -> PlanOutcome:
     """Plan from manifests already loaded: the CLI loads them before opening a backend, so
-    bad input never creates or touches an organization. With ``only``, a partial plan."""
+    bad input never creates or touches an organization. With ``only``, a partial plan.
+    ``progress`` hears how the read of the organization advances (the CLI's progress line);
+    the planner never sees it."""
     if result.manifests is None or not result.ok:
         return PlanOutcome(result.diagnostics)
     manifests = result.manifests
     wanted = _wanted(manifests, backend)
-    objects = backend.fetch_live(wanted)
+    objects = backend.fetch_live(wanted, progress) if progress is not None else backend.fetch_live(wanted)
     live = LiveState(objects, complete={name: codes is None for name, codes in wanted.items()})
     diagnostics = [
         *result.diagnostics,

@@ -507,16 +507,16 @@ def test_codes_are_fetched_by_filter_in_batches() -> None:
     for i in range(300):
         server.add("accounts", code=f"A{i:03}", name="x")
     backend = make(server)
-    wanted = [f"A{i:03}" for i in range(0, 240, 2)] + ["MISSING"]
+    wanted = [f"A{i:03}" for i in range(0, 300, 2)] + [f"MISSING{i}" for i in range(71)]
     found = backend.list(ACCOUNT, wanted)
-    assert sorted(e["code"] for e in found) == sorted(wanted[:-1])
+    assert sorted(e["code"] for e in found) == sorted(wanted[:150])
     gets = [r for r in server.requests if r.method == "GET"]
-    assert len(gets) == 3  # 121 codes: 50 + 50 + 21, each one page
+    assert len(gets) == 3  # 221 codes: 100 + 100 + 21, each one page (pageSize's maximum is 100)
     for request in gets:
         sent = [v for k, v in parse_qsl(request.url.query.decode()) if k == "codes"]
         # one comma-joined parameter, as the official SDKs send arrays (array_format="comma")
-        assert len(sent) == 1 and 1 <= len(sent[0].split(",")) <= 50
-        assert len(str(request.url)) < 2000
+        assert len(sent) == 1 and 1 <= len(sent[0].split(",")) <= 100
+        assert len(str(request.url)) < 8000
 
 
 def test_a_code_holding_a_comma_is_found_by_listing_the_kind() -> None:
@@ -533,11 +533,15 @@ def test_a_code_holding_a_comma_is_found_by_listing_the_kind() -> None:
 
 
 def test_long_codes_make_smaller_batches() -> None:
-    codes = [f"{'x' * 70}{i}" for i in range(60)]
+    codes = [f"{'x' * 70}{i}" for i in range(160)]
     batches = code_batches(codes)
     assert [c for b in batches for c in b] == codes
-    assert all(sum(len(c) + 7 for c in b) <= 1500 for b in batches)
-    assert len(batches) == 4
+    assert all(sum(len(c) + 9 for c in b) <= 6000 for b in batches)
+    assert len(batches) == 3  # 79 codes of ~80 characters fit 6,000 characters of query
+    # non-ASCII costs 6 characters a letter once percent-encoded: 12 such codes a batch
+    assert [len(b) for b in code_batches(["ü" * 79 + str(i) for i in range(30)])] == [12, 12, 6]
+    assert [len(b) for b in code_batches([f"A{i}" for i in range(250)])] == [100, 100, 50]
+    assert [len(b) for b in code_batches([f"A{i}" for i in range(250)], 40)] == [40] * 6 + [10]
     assert code_batches(["a", "a", "b"]) == [["a", "b"]]
     assert code_batches([]) == []
 

@@ -8,14 +8,21 @@ interchangeable.
 from __future__ import annotations
 
 import builtins
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from reconciler.diagnostics import ReconcilerError
 from reconciler.kinds import Kind
 
 Entity = dict[str, Any]
+#: ``code_lookup_limit`` of a backend that reads by code however many codes there are.
+CODE_LOOKUP_UNLIMITED = sys.maxsize
+#: Told how far a read has got: units done (codes looked up plus objects listed) and the units
+#: expected, or None while some listing's length is unknown (a cursor walk). Called from
+#: worker threads, one call at a time.
+ReadProgress = Callable[[int, int | None], None]
 
 
 class BackendError(ReconcilerError):
@@ -88,20 +95,28 @@ class Backend(ABC):
         DELETE /accounts/{id}). A backend that holds none (a test double) has none."""
         return []
 
-    def fetch_live(self, wanted: Mapping[str, Collection[str] | None]) -> dict[str, builtins.list[Entity]]:
+    def fetch_live(
+        self, wanted: Mapping[str, Collection[str] | None], progress: ReadProgress | None = None
+    ) -> dict[str, builtins.list[Entity]]:
         """Read what a plan needs: for each kind name, all objects (None) or only some codes.
 
+        ``progress`` (a terminal's progress line, say) hears the objects read so far after
+        each kind, with no total: a local read is quick and its size unknown beforehand.
         Backends that can do it concurrently (HTTP) override this.
         """
         from reconciler import kinds
 
         out: dict[str, builtins.list[Entity]] = {}
+        done = 0
         for name, codes in wanted.items():
             kind = kinds.get(name)
             if kind.singleton:
                 out[name] = [self.get_singleton(kind)]
             else:
                 out[name] = self.list(kind, codes)
+            done += len(out[name])
+            if progress is not None:
+                progress(done, None)
         return out
 
     def find_by_code(self, kind: Kind, code: str) -> Entity | None:
