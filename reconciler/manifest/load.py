@@ -5,8 +5,10 @@ The steps, each driven by the kind registry rather than per-kind code:
 1. find files (directories recursively, ``*.yaml``/``*.yml``, sorted, hidden entries skipped);
    each must resolve to a regular file within the size limit (``files``), else it is refused
    unread as ``FILE: message``;
-2. read each as UTF-8 and build its documents (``yaml_events``: duplicate keys, tags, aliases,
-   ``${NAME}`` expansion);
+2. read each as UTF-8 and build its documents: with yaml-rs when ``fastyaml`` is sure that
+   gives the same values and the file has the usual shape (object positions are then found
+   only if a message needs them), else with ``yaml_events`` (duplicate keys, tags, aliases,
+   ``${NAME}`` expansion, every problem at its line and column);
 3. check each document's shape (a mapping of known top-level keys; lists for keyed kinds,
    mappings for singletons) and collect objects, reporting duplicate codes and a second
    ``organization``/``customFields``/``settings`` with both places named;
@@ -32,8 +34,9 @@ from reconciler import kinds
 from reconciler.diagnostics import Diagnostic, Location, Severity, whole_file
 from reconciler.manifest import advice, rules
 from reconciler.manifest.expand import EnvExpander
+from reconciler.manifest.fastyaml import NOT_FAST, fast_load
 from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, read_manifest_bytes
-from reconciler.manifest.locate import Locator, best_position, read_text, scan
+from reconciler.manifest.locate import LazyLocations, Locator, best_position, read_text, scan
 from reconciler.manifest.messages import describe, display_path, field_errors
 from reconciler.manifest.models import Settings
 from reconciler.manifest.types import DesiredObject, LoadResult, Manifests, NodePath
@@ -55,7 +58,7 @@ class PendingDiagnostic:
     file: str
     path: NodePath
     prefer: str  # "key" or "value"
-    fallback: Location
+    obj: DesiredObject  # its location is the fallback (resolved only if the field is not found)
 
 
 @dataclass(slots=True)
@@ -80,7 +83,7 @@ class LoadState:
     ) -> None:
         """Queue a message located at a field of ``obj`` (resolved in one pass at the end)."""
         self.pending.append(
-            PendingDiagnostic(severity, message, obj.location.file, (*obj.node_path, *path), prefer, obj.location)
+            PendingDiagnostic(severity, message, obj.file, (*obj.node_path, *path), prefer, obj)
         )
 
 
@@ -222,6 +225,76 @@ def _keyed(file: str, doc: ParsedDocument, kind: Kind, value: Any, key_loc: Loca
         per_kind[code] = obj
 
 
+def _fast_shape_ok(data: Any) -> bool:
+    """True when ``_read_document`` would find nothing wrong with a document's shape (a
+    mapping of known top-level keys, mappings for singletons, lists of mappings for keyed
+    kinds). Any other file is read again by the event builder, whose messages carry the exact
+    position of the problem."""
+    if data is None:
+        return True
+    if type(data) is not dict:
+        return False
+    for key, value in data.items():
+        if key not in kinds.TOP_LEVEL_KEYS:
+            return False
+        if value is None:
+            continue
+        if key == kinds.SETTINGS_KEY or kinds.BY_MANIFEST_KEY[key].singleton:
+            if type(value) is not dict:
+                return False
+        elif type(value) is not list or not all(type(item) is dict for item in value):
+            return False
+    return True
+
+
+def _read_fast(file: str, data: dict[str, Any] | None, state: LoadState) -> None:
+    """``_read_document`` for a well-shaped document read by yaml-rs: the same objects and
+    messages, with positions resolved only when a message asks for one."""
+    if data is None:
+        return
+    lazy = LazyLocations(file, state.max_file_bytes)
+    for key, value in data.items():
+        if value is None:
+            continue
+        if key == kinds.SETTINGS_KEY or kinds.BY_MANIFEST_KEY[key].singleton:
+            kind = None if key == kinds.SETTINGS_KEY else kinds.BY_MANIFEST_KEY[key]
+            name = kind.name if kind else kinds.SETTINGS_KEY
+            obj = DesiredObject(name, name, value, None, (0, key), lazy)
+            lazy.add(obj)
+            previous = state.settings if kind is None else state.objects[name].get(name)
+            if previous is not None:
+                state.error(f"{key} is declared twice: here and at {previous.location}; declare it once",
+                            obj.location)
+            elif kind is None:
+                state.settings = obj
+            else:
+                state.objects[name][name] = obj
+                state.items[name].append(obj)
+            continue
+        kind = kinds.BY_MANIFEST_KEY[key]
+        per_kind = state.objects[kind.name]
+        items = state.items[kind.name]
+        manifest_key = kind.manifest_key
+        kind_name = kind.name
+        for index, item in enumerate(value):
+            obj = DesiredObject(kind_name, "", item, None, (0, manifest_key, index), lazy)
+            lazy.add(obj)
+            items.append(obj)
+            code = item.get("code")
+            if code.__class__ is not str:
+                continue  # validation reports the missing or mistyped code
+            obj.key = code
+            first = per_kind.get(code)
+            if first is not None:
+                state.error(
+                    f"{manifest_key}[{index}]: duplicate {kind_name} code {code!r}, first declared at "
+                    f"{first.location}; each code may appear once across all manifests",
+                    obj.location,
+                )
+                continue
+            per_kind[code] = obj
+
+
 def _kind_of(value: Any) -> str:
     return "a list" if isinstance(value, list) else "null" if value is None else type(value).__name__
 
@@ -282,7 +355,7 @@ def _resolve_pending(state: LoadState) -> list[Diagnostic]:
         found = scan(text, [p.path for p in group]) if text is not None else {}
         for p in group:
             pos = best_position(found, p.path, p.prefer)
-            out.append(Diagnostic(p.severity, p.message, _loc(file, pos) if pos else p.fallback))
+            out.append(Diagnostic(p.severity, p.message, _loc(file, pos) if pos else p.obj.location))
     return out
 
 
@@ -305,6 +378,11 @@ def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = Non
         text = _read(file, state)
         if text is None:
             continue
+        data = fast_load(text)
+        if data is not NOT_FAST and _fast_shape_ok(data):
+            del text
+            _read_fast(file, data, state)
+            continue
         problems: list[Problem] = []
         builder = DocumentBuilder(EnvExpander(state.environ, problems), problems)
         for doc in builder.documents(text):
@@ -316,7 +394,7 @@ def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = Non
     manifests = Manifests(
         objects=state.objects,
         settings=_validate_settings(state),
-        settings_location=state.settings.location if state.settings else None,
+        settings_object=state.settings,
         files=state.files,
         _locator=Locator(state.max_file_bytes),
     )

@@ -24,7 +24,7 @@ from yaml.events import (
     StreamEndEvent,
 )
 
-from reconciler.diagnostics import Location
+from reconciler.diagnostics import Location, whole_file
 from reconciler.manifest.files import DEFAULT_MAX_MANIFEST_BYTES, ManifestFileError, read_manifest_bytes
 from reconciler.manifest.types import DesiredObject, NodePath
 from reconciler.manifest.yaml_events import Pos, _Loader
@@ -145,8 +145,8 @@ class Locator:
         by_file: dict[str, set[NodePath]] = {}
         for obj, field_path in requests:
             full = (*obj.node_path, *field_path)
-            if obj.node_path and (obj.location.file, full) not in self._cache:
-                by_file.setdefault(obj.location.file, set()).add(full)
+            if obj.node_path and (obj.file, full) not in self._cache:
+                by_file.setdefault(obj.file, set()).add(full)
         for file, paths in by_file.items():
             text = read_text(file, self._max_bytes)
             found = scan(text, paths) if text is not None else {}
@@ -154,6 +154,38 @@ class Locator:
                 self._cache[(file, full)] = best_position(found, full, "key")
         out: list[Location] = []
         for obj, field_path in requests:
-            pos = self._cache.get((obj.location.file, (*obj.node_path, *field_path))) if obj.node_path else None
-            out.append(Location(obj.location.file, *pos) if pos else obj.location)
+            pos = self._cache.get((obj.file, (*obj.node_path, *field_path))) if obj.node_path else None
+            out.append(Location(obj.file, *pos) if pos else obj.location)
         return out
+
+
+class LazyLocations:
+    """Where the objects of one file start, for a file read by the fast path (no positions).
+
+    Nothing is paid while no message names an object; the first ``location`` asked of any of
+    the file's objects re-reads the file once with libyaml and places every object of it (a
+    mapping item at its first key, a singleton at its top-level key, as the event builder
+    does), so many messages about one file still cost one scan.
+    """
+
+    def __init__(self, file: str, max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> None:
+        self.file = file
+        self._max_bytes = max_bytes
+        self._objects: list[DesiredObject] = []
+
+    def add(self, obj: DesiredObject) -> None:
+        self._objects.append(obj)
+
+    def resolve(self) -> None:
+        text = read_text(self.file, self._max_bytes)
+        found = scan(text, [o.node_path for o in self._objects]) if text is not None else {}
+        fallback = whole_file(self.file)
+        for obj in self._objects:
+            node = found.get(tuple(_norm(p) for p in obj.node_path))
+            if node is None:  # the file changed or broke since it was read
+                obj.location = fallback
+            elif len(obj.node_path) == 2:  # a singleton: at its top-level key
+                obj.location = Location(self.file, *(node.key or node.value))
+            else:
+                obj.location = Location(self.file, *node.value)
+        self._objects = []
