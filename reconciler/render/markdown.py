@@ -13,7 +13,7 @@ that the plan was too long, where the full plan is, and how many changes are not
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from reconciler import kinds
@@ -40,14 +40,19 @@ def value(v: Any) -> str:
     return markdown_inert(show(v))
 
 
+class _TooLong(Exception):
+    """The whole plan does not fit a comment; rendered again within the budget."""
+
+
 class _Out:
     """Lines of the comment, within an optional budget of characters. ``add`` refuses a
     line that would leave less than ``keep`` characters for what must still follow."""
 
-    def __init__(self, budget: int | None) -> None:
+    def __init__(self, budget: int | None, *, give_up_over: int | None = None) -> None:
         self.lines: list[str] = []
         self.size = 0
         self.budget = budget
+        self.give_up_over = give_up_over
 
     def fits(self, text: str, keep: int = 0) -> bool:
         return self.budget is None or self.size + len(text) + 1 + keep <= self.budget
@@ -62,6 +67,8 @@ class _Out:
         """A line that was budgeted for (closing tags, notices)."""
         self.lines.append(line)
         self.size += len(line) + 1
+        if self.give_up_over is not None and self.size > self.give_up_over:
+            raise _TooLong  # the unbudgeted try is over the limit: stop holding rows
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -69,10 +76,10 @@ class _Out:
 
 def render_markdown(doc: dict[str, Any], *, title: str = "reconciler plan", limit: int = COMMENT_LIMIT) -> str:
     collapse = len(doc["changes"]) > LONG_PLAN
-    text = _render(doc, title, collapse=collapse, budget=None)
-    if len(text) <= limit:
-        return text
-    return _render(doc, title, collapse=True, budget=limit)
+    try:
+        return _render(doc, title, collapse=collapse, budget=None, give_up_over=limit)
+    except _TooLong:
+        return _render(doc, title, collapse=True, budget=limit)
 
 
 def _row(change: dict[str, Any]) -> str:
@@ -104,11 +111,12 @@ def _counts(changes: Iterable[dict[str, Any]]) -> str:
     return ", ".join(f"{counts[a]:,} to {a}" for a in MARKERS if a in counts)
 
 
-def _groups(changes: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Changes by kind, kinds in the order they first appear (apply order), changes in plan order."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for change in changes:
-        groups.setdefault(str(change["kind"]), []).append(change)
+def _groups(changes: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    """Indexes of the changes by kind, kinds in the order they first appear (apply order),
+    changes in plan order: indexes, so a 100k-change plan is not held as dicts here."""
+    groups: dict[str, list[int]] = {}
+    for i, change in enumerate(changes):
+        groups.setdefault(str(change["kind"]), []).append(i)
     return groups
 
 
@@ -121,9 +129,10 @@ def _plural(n: int, word: str, words: str = "") -> str:
     return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
-def _render(doc: dict[str, Any], title: str, *, collapse: bool, budget: int | None) -> str:
-    out = _Out(budget)
-    changes: list[dict[str, Any]] = doc["changes"]
+def _render(doc: dict[str, Any], title: str, *, collapse: bool, budget: int | None,
+            give_up_over: int | None = None) -> str:
+    out = _Out(budget, give_up_over=give_up_over)
+    changes: Sequence[dict[str, Any]] = doc["changes"]
     unmanaged = doc["unmanaged"]
     warnings = doc.get("warnings", [])
     # Rows stop early enough for the warnings and the unmanaged list to follow (up to a
@@ -167,19 +176,20 @@ def _render(doc: dict[str, Any], title: str, *, collapse: bool, budget: int | No
         groups = _groups(changes)
         out.put("| kind | changes |")
         out.put("|---|---|")
-        for name, group in groups.items():
-            out.put(f"| {_kind_title(name)} | {_counts(group)} |")
+        counts = {name: _counts(changes[i] for i in group) for name, group in groups.items()}
+        for name in groups:
+            out.put(f"| {_kind_title(name)} | {counts[name]} |")
         out.put("")
         for name, group in groups.items():
             opening = [f"<details><summary><b>{_kind_title(name)}</b>: {len(group):,} "
-                       f"change{'s' if len(group) != 1 else ''} ({_counts(group)})</summary>", "", *_HEADER]
-            first = _row(group[0])
+                       f"change{'s' if len(group) != 1 else ''} ({counts[name]})</summary>", "", *_HEADER]
+            first = _row(changes[group[0]])
             if not out.fits("\n".join([*opening, first]), keep_rows):
                 continue  # not even one row of this kind fits: counted as not shown
             for line in opening:
                 out.put(line)
-            for change in group:
-                if not out.add(_row(change), keep_rows):
+            for i in group:
+                if not out.add(_row(changes[i]), keep_rows):
                     break
                 shown += 1
             out.put("")
