@@ -50,6 +50,7 @@ from reconciler.plan import (
 )
 from reconciler.render.document import DIGEST_PREFIX, FORMAT_VERSION, digest_of
 from reconciler.safetext import safe
+from reconciler.schemafile import write_or_check
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "plan.schema.json"
 SCHEMA_ID = "https://reconciler.example.com/schemas/plan.schema.json"
@@ -362,17 +363,7 @@ def _listed(head: str, problems: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write (or with ``--check``, compare) ``schemas/plan.schema.json``."""
-    args = sys.argv[1:] if argv is None else argv
-    text = render_schema()
-    if "--check" in args:
-        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
-        if current != text:
-            print(f"{SCHEMA_PATH} is out of date; run: {REGENERATE}", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA_PATH.write_text(text, encoding="utf-8")
-    print(f"wrote {SCHEMA_PATH}", file=sys.stderr)
-    return 0
+    return write_or_check(SCHEMA_PATH, render_schema(), regenerate=REGENERATE, argv=argv)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "org"
 SHARED = REPO.parent / "shared"
+
+
+def write_manifest(directory: Path, name: str, text: str) -> Path:
+    """A manifest file from an indented literal (dedented, leading newline dropped)."""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
 
 
 @dataclass

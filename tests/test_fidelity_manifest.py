@@ -4,7 +4,6 @@ each checked through the CLI the way a billing engineer meets it."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,9 @@ import pytest
 from reconciler import kinds
 from reconciler.backends.local import LocalBackend
 from tests.conftest import EXAMPLES, CliResult, run_cli
+from tests.conftest import write_manifest as write
 
 ORG_KIND = kinds.get("organizationConfig")
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
 
 
 def validate(*paths: Path | str) -> CliResult:

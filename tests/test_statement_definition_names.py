@@ -5,7 +5,6 @@ set of manifests serves a staging and a production organization (issue 12, item 
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,10 @@ from reconciler.backends.local import LocalBackend
 from reconciler.lookups import resolve_names, unique_names, uses_names
 from reconciler.manifest import load_manifests
 from tests.conftest import CliResult, run_cli
+from tests.conftest import write_manifest as write
 
 ACCOUNT = kinds.get("account")
 ORG_KIND = kinds.get("organizationConfig")
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
 
 
 class FakeBackend:

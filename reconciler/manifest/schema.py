@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from reconciler import kinds
 from reconciler.manifest.models import Settings
+from reconciler.schemafile import write_or_check
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "manifest.schema.json"
 SCHEMA_ID = "https://reconciler.example.com/schemas/manifest.schema.json"
@@ -70,18 +71,7 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write (or with ``--check``, compare) ``schemas/manifest.schema.json``."""
-    args = sys.argv[1:] if argv is None else argv
-    text = render()
-    if "--check" in args:
-        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
-        if current != text:
-            print(f"{SCHEMA_PATH} is out of date; run: {REGENERATE}", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-    SCHEMA_PATH.write_text(text, encoding="utf-8")
-    print(f"wrote {SCHEMA_PATH}", file=sys.stderr)
-    return 0
+    return write_or_check(SCHEMA_PATH, render(), regenerate=REGENERATE, argv=argv)
 
 
 if __name__ == "__main__":
