@@ -35,6 +35,7 @@ from reconciler.backends.base import Backend
 from reconciler.compare import FieldDiff
 from reconciler.diagnostics import ReconcilerError
 from reconciler.guards import delete_blockers
+from reconciler.live import read_live
 from reconciler.manifest.files import ManifestFileError, read_manifest_bytes
 from reconciler.order import order_changes
 from reconciler.plan import (
@@ -253,7 +254,7 @@ def check_against_live(saved: SavedPlan, backend: Backend) -> Plan:
         codes = wanted.get(change.kind)
         if codes is not None and change.key not in codes:
             wanted[change.kind] = [*codes, change.key]
-    objects = backend.fetch_live(wanted)
+    objects = read_live(backend, wanted)
     live = LiveState(objects, complete={name: codes is None for name, codes in wanted.items()})
     problems: list[str] = []
     by_key: dict[tuple[str, str], dict[str, Any]] = {}

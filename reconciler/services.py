@@ -19,6 +19,7 @@ from reconciler.backends import BackendOptions, open_backend
 from reconciler.backends.base import Backend, ReadProgress
 from reconciler.diagnostics import Diagnostic, ReconcilerError
 from reconciler.guards import delete_blockers
+from reconciler.live import read_live
 from reconciler.lookups import resolve_names
 from reconciler.manifest import load_manifests, reference_diagnostics
 from reconciler.manifest.types import LoadResult, Manifests
@@ -37,7 +38,7 @@ def validate_paths(paths: Sequence[str], backend_spec: str | None = None, *, ver
     live_codes: dict[str, set[str]] | None = None
     if backend_spec:
         with open_backend(backend_spec, BackendOptions(verbose=verbose)) as backend:
-            live = backend.fetch_live(_wanted(result.manifests, backend))
+            live = read_live(backend, _wanted(result.manifests, backend))
             live_codes = _live_codes(live)
             result.diagnostics.extend(resolve_names(result.manifests, backend))
     result.diagnostics.extend(reference_diagnostics(result.manifests, live_codes))
@@ -121,7 +122,7 @@ def plan_loaded(result: LoadResult, backend: Backend, *, only: Selection | None 
         return PlanOutcome(result.diagnostics)
     manifests = result.manifests
     wanted = _wanted(manifests, backend)
-    objects = backend.fetch_live(wanted, progress) if progress is not None else backend.fetch_live(wanted)
+    objects = read_live(backend, wanted, progress)
     live = LiveState(objects, complete={name: codes is None for name, codes in wanted.items()})
     diagnostics = [
         *result.diagnostics,

@@ -282,3 +282,31 @@ def test_org_config_update_without_a_put_required_field_is_refused_at_plan_time(
     fixed = manifest(tmp_path, "organization:\n  timezone: Europe/London\n  daysBeforeBillDue: 30\n")
     assert apply(fixed, f"local:{db}").code == 0
     assert run_cli("plan", fixed, "--backend", f"local:{db}", "--detailed-exitcode").code == 0
+
+
+def test_cycle_through_an_unread_unmanaged_account_is_refused_over_http(tmp_path: Path) -> None:
+    """The m3ter backend reads the accounts the manifests name by code, so an unmanaged
+    account between two managed ones is not read with them: the planner still has to see
+    the cycle a -> b -> hidden -> a (it reads the missing ancestors) and refuse it, and
+    shows the live parent by code, not by id."""
+    from reconciler.emulator import EmulatorConfig
+    from reconciler.emulator.testing import running_emulator
+
+    with running_emulator(EmulatorConfig(rate_limit=None)) as emu:
+        def add(code: str, parent: str | None) -> str:
+            body: dict[str, Any] = {"code": code, "name": code.upper(), "emailAddress": f"{code}@example.com"}
+            if parent:
+                body["parentAccountId"] = parent
+            return str(emu.store.create(emu.org_id, "account", body)["id"])
+
+        a = add("a", None)
+        hidden = add("hidden", a)
+        add("b", hidden)
+        cyclic = manifest(tmp_path, "accounts:\n" + account_yaml("a", parent="b") + account_yaml("b"))
+        result = run_cli("plan", cyclic, "--backend", "m3ter", env=emu.env())
+        assert result.code == 1, result.output
+        assert "cycle" in result.stderr and "a -> b -> hidden -> a" in result.stderr
+        moved = manifest(tmp_path, "accounts:\n" + account_yaml("b", parent=None))
+        shown = run_cli("plan", moved, "--backend", "m3ter", env=emu.env())
+        assert shown.code == 0, shown.output
+        assert '- parent: "hidden"' in shown.stdout
