@@ -42,7 +42,7 @@ from reconciler.compare import FieldDiff, is_empty, same
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
 from reconciler.manifest import gcpause
 from reconciler.manifest.types import Manifests
-from reconciler.nested_diff import diff_field, top_field
+from reconciler.nested_diff import diff_created, diff_field, top_field
 
 Action = Literal["create", "update", "archive", "unarchive", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "archive", "unarchive", "delete")
@@ -534,6 +534,18 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
     item or key (``currencyConversions[GBP→USD].multiplier``; ``reconciler.nested_diff``)."""
     renamed_api = {r.api_path: r for r in kind.references if r.renamed and len(r.api_steps) == 1}
     out: list[FieldDiff] = []
+    if not live:  # a create: every field is new (``diff_created`` is ``diff_field`` against None)
+        for name, value in body.items():
+            if name in READ_ONLY_FIELDS:
+                continue
+            ref = renamed_api.get(name)
+            if ref is not None:
+                after = _code_of(ref, value, index)
+                if after is not None:
+                    out.append(FieldDiff(ref.path, None, after))
+                continue
+            out.extend(diff_created(name, value))
+        return out
     for name, value in body.items():
         if name in READ_ONLY_FIELDS:
             continue
