@@ -417,6 +417,7 @@ class _Planner:
         """
         ignored = self.ignored_by_kind[kind.name]
         renamed = self.renamed[kind.name]
+        partial = kind.partial_fields
         live_get = live.get
         for name, value in desired.items():
             t = type(value)
@@ -430,12 +431,25 @@ class _Planner:
                 return False  # rare: let the body decide what the ignored paths leave
             ref = renamed.get(name)
             if ref is not None:
-                if value != _code_of(ref, live_get(ref.api_path), self.live):
+                api_value = live_get(ref.api_path)
+                if ref.by_id and type(api_value) is str and api_value:
+                    # _code_of for the usual case, an id read from the API (``parentAccountId``)
+                    code = self.live.code_by_id(ref.target).get(api_value, api_value)
+                else:
+                    code = _code_of(ref, api_value, self.live)
+                if value != code:
                     return False
-            elif name in kind.partial_fields and isinstance(value, Mapping):
+            elif name in partial and isinstance(value, Mapping):
                 sub = live_value if isinstance(live_value, Mapping) else {}
-                if not all(same(v, sub.get(k)) for k, v in value.items()):
-                    return False
+                sub_get = sub.get
+                for k, v in value.items():
+                    # same()'s own first test, inlined: equal plain values of one type
+                    lv = sub_get(k)
+                    tv = type(v)
+                    if (tv is str or tv is int or tv is bool) and type(lv) is tv and v == lv:
+                        continue
+                    if not same(v, lv):
+                        return False
             elif not same(value, live_value, ordered=name in kind.ordered_lists):
                 return False
         return True
