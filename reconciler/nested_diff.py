@@ -48,7 +48,8 @@ def diff_field(name: str, desired: Any, live: Any, *, ordered: bool = True,
     return _diff(name, name, desired, live, ordered, identities or {})
 
 
-_NEVER_EMPTY = (str, int, float, bool)  # exact types ``same(value, None)`` is False for
+# Exact types ``same(value, None)`` is False for (also used by ``plan.diff_body``).
+NEVER_EMPTY = frozenset({str, int, float, bool})
 
 
 def diff_created(name: str, desired: Any) -> list[FieldDiff]:
@@ -58,7 +59,7 @@ def diff_created(name: str, desired: Any) -> list[FieldDiff]:
     these; ``tests/test_nested_diff_created.py`` holds the two to the same output."""
     if isinstance(desired, Mapping):
         return _created_mapping(name, desired)
-    if type(desired) not in _NEVER_EMPTY and same(desired, None):
+    if type(desired) not in NEVER_EMPTY and same(desired, None):
         return []
     return [FieldDiff(name, None, desired)]
 
@@ -68,7 +69,7 @@ def _created_mapping(path: str, desired: Mapping[str, Any]) -> list[FieldDiff]:
     name (all its values empty) is reported whole, as ``_refine`` does."""
     out: list[FieldDiff] = []
     for key, value in desired.items():
-        if type(value) in _NEVER_EMPTY:
+        if type(value) in NEVER_EMPTY:
             out.append(FieldDiff(f"{path}.{key}", None, value))
         elif same(value, None):
             continue

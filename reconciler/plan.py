@@ -42,7 +42,7 @@ from reconciler.compare import FieldDiff, is_empty, same
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
 from reconciler.manifest import gcpause
 from reconciler.manifest.types import Manifests
-from reconciler.nested_diff import diff_created, diff_field, top_field
+from reconciler.nested_diff import NEVER_EMPTY, diff_created, diff_field, top_field
 
 Action = Literal["create", "update", "archive", "unarchive", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "archive", "unarchive", "delete")
@@ -558,7 +558,10 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
                 if after is not None:
                     out.append(FieldDiff(ref.path, None, after))
                 continue
-            out.extend(diff_created(name, value))
+            if type(value) in NEVER_EMPTY:  # diff_created's first case, inlined
+                out.append(FieldDiff(name, None, value))
+            else:
+                out.extend(diff_created(name, value))
         return out
     for name, value in body.items():
         if name in READ_ONLY_FIELDS:
