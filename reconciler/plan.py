@@ -229,7 +229,7 @@ def build_plan(
     collector's full walks cost seconds."""
     with gcpause.paused():
         plan = _build_plan(manifests, live, organization=organization, backend=backend, only=only)
-    gcpause.settle()
+        gcpause.settle()  # before the collector is back on: see gcpause.settle
     return plan
 
 

@@ -33,5 +33,9 @@ def paused() -> Iterator[None]:
 
 def settle() -> None:
     """Exclude every object alive now from later collections (``gc.freeze``). Objects are still
-    freed by reference counting; only cyclic garbage alive at this moment is kept for good."""
+    freed by reference counting; only cyclic garbage alive at this moment is kept for good.
+
+    Call it inside :func:`paused`: freezing also resets the young generation's count, whereas
+    re-enabling the collector first lets the next allocation start a young collection over
+    everything made while it was off (0.13 s after loading 100k accounts)."""
     gc.freeze()

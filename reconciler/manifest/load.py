@@ -372,7 +372,7 @@ def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = Non
     otherwise costs about a quarter of the load and slows every later step of a plan."""
     with gcpause.paused():
         result = _load(paths, environ)
-    gcpause.settle()
+        gcpause.settle()  # before the collector is back on: see gcpause.settle
     return result
 
 
