@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     ROOT,
     Measured,
+    compile_package,
     generate_manifests,
     manifest_files,
     print_table,
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-phases", action="store_true", help="skip the in-process phase breakdown")
     parser.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/cpu.json")
     args = parser.parse_args(argv)
+    compile_package()  # measured like an installed package: bytecode read, not compiled per run
     rows = [measure(int(n), max(1, args.repeat), not args.no_phases) for n in args.sizes.split(",")]
     parser_name = floor_parser()
     print(f"\nCPU path, local backend; each figure a fresh process, wall seconds from spawn to exit, peak RSS "

@@ -11,10 +11,9 @@ import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler import kinds, planfile
-from reconciler.apply import ApplyResult, Progress, apply_changes
+from reconciler import kinds
 from reconciler.backends import BackendOptions, open_backend
 from reconciler.backends.base import Backend, ReadProgress
 from reconciler.diagnostics import Diagnostic, ReconcilerError
@@ -24,9 +23,12 @@ from reconciler.lookups import resolve_names
 from reconciler.manifest import load_manifests, reference_diagnostics
 from reconciler.manifest.types import LoadResult, Manifests
 from reconciler.plan import LiveState, Plan, Selection, build_plan, parse_selection
-from reconciler.planfile import SavedPlan
-from reconciler.render.document import plan_document
-from reconciler.render.json_format import iter_json_lines
+
+# Saved plans (jsonschema, ~75 ms to import), apply and rendering are imported where used:
+# ``validate`` and ``plan`` without ``--out`` never need them.
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult, Progress
+    from reconciler.planfile import SavedPlan
 
 
 def validate_paths(paths: Sequence[str], backend_spec: str | None = None, *, verbose: bool = False) -> LoadResult:
@@ -175,6 +177,8 @@ def run_apply(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> ApplyResult:
+    from reconciler.apply import apply_changes
+
     return apply_changes(plan.changes, backend, parallelism=parallelism, progress=progress, stop=stop)
 
 
@@ -184,6 +188,9 @@ def run_apply(
 def save_plan(plan: Plan, path: str, *, load_warnings: list[str] | None = None) -> str:
     """Write the plan unredacted (it is what apply will send) with every touched object's
     live id and version, atomically so a half-written plan never exists; return its digest."""
+    from reconciler.render.document import plan_document
+    from reconciler.render.json_format import iter_json_lines
+
     doc = plan_document(plan, redact_pii=False, extra_warnings=load_warnings)
     doc["saved"] = True
     target = Path(path)
@@ -197,9 +204,13 @@ def save_plan(plan: Plan, path: str, *, load_warnings: list[str] | None = None) 
 
 def read_saved_plan(path: str, *, expect_digest: str | None = None) -> SavedPlan:
     """Read a saved plan and check its schema and digest (before any backend is opened)."""
+    from reconciler import planfile
+
     return planfile.read_saved_plan(path, expect_digest=expect_digest)
 
 
 def check_saved_plan(saved: SavedPlan, backend: Backend) -> Plan:
     """A reviewed plan is applied exactly or not at all: recompute it against live now."""
+    from reconciler import planfile
+
     return planfile.check_against_live(saved, backend)

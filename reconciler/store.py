@@ -112,6 +112,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.kinds import KINDS, READ_ONLY_FIELDS
+from reconciler.manifest import gcpause
 from reconciler.manifest.models import (
     ACCOUNT_CODE,
     CUSTOM_FIELD_ENTITY_TYPES,
@@ -911,7 +912,8 @@ class Store:
                 f"(SELECT body FROM entities WHERE {' AND '.join(where)} ORDER BY seq DESC)",
                 params,
             ).fetchone()
-            result: EntityList = json.loads(joined)
+            with gcpause.paused():  # no cycles in parsed JSON; see reconciler.manifest.gcpause
+                result: EntityList = json.loads(joined)
             return result
         # No ORDER BY: sorting in Python keeps SQLite on the (org, kind, code) unique index.
         found = conn.execute(f"SELECT seq, body FROM entities WHERE {' AND '.join(where)}", params).fetchall()

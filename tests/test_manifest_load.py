@@ -318,3 +318,24 @@ def test_email_fast_path_never_accepts_what_email_validator_rejects() -> None:
                 pytest.fail(f"fast path accepted {candidate!r}: {exc}")
     assert accepted > 100
     assert not _email_fast_ok("a@b.test") and not _email_fast_ok("a..b@example.com")
+
+
+def test_email_fast_path_edges_agree_with_email_validator() -> None:
+    """Lengths, a trailing newline (``$`` would let it through), ``--`` labels and special-use
+    TLDs: the fast path accepts only what email_validator accepts."""
+    cases = [
+        "a@b.com\n", "a@b.com\r", "\na@b.com", "a@xn--b.com", "a@b--c.com", "a@b.TEST", "a@b.Localhost",
+        "a@b.testing", "a@b.arpa", "x" * 64 + "@b.com", "x" * 65 + "@b.com",
+        "a@" + ".".join(["b" * 60] * 4) + ".com", "a@" + ".".join(["b" * 61] * 4) + ".com",
+        "a@" + "b" * 63 + ".com", "a@" + "b" * 64 + ".com", "a@-b.com", "a@b-.com", "a@b.c0m", "a@b.c",
+    ]
+    for candidate in cases:
+        try:
+            validate_email(candidate, check_deliverability=False)
+            exact = True
+        except EmailNotValidError:
+            exact = False
+        if _email_fast_ok(candidate):
+            assert exact, candidate
+    assert not _email_fast_ok("a@b.com\n")
+    assert _email_fast_ok("billing.0@globex-0.example.com")

@@ -32,7 +32,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reconciler import kinds
 from reconciler.diagnostics import Diagnostic, Location, Severity, whole_file
-from reconciler.manifest import advice, rules
+from reconciler.manifest import advice, gcpause, rules
 from reconciler.manifest.expand import EnvExpander
 from reconciler.manifest.fastyaml import NOT_FAST, fast_load
 from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, read_manifest_bytes
@@ -365,7 +365,18 @@ def _problems(file: str, problems: list[Problem], state: LoadState) -> None:
 
 
 def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = None) -> LoadResult:
-    """Load, validate and cross-check manifests; every problem is a Diagnostic, never a raise."""
+    """Load, validate and cross-check manifests; every problem is a Diagnostic, never a raise.
+
+    The garbage collector is paused meanwhile and what was loaded is kept out of its later
+    walks (``gcpause``): the loaded data has no cycles, and at 100k accounts the collector
+    otherwise costs about a quarter of the load and slows every later step of a plan."""
+    with gcpause.paused():
+        result = _load(paths, environ)
+        gcpause.settle()  # before the collector is back on: see gcpause.settle
+    return result
+
+
+def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult:
     state = LoadState(environ=os.environ if environ is None else environ)
     state.max_file_bytes, limit_problem = max_manifest_bytes(state.environ)
     if limit_problem:

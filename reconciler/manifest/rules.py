@@ -160,14 +160,31 @@ def reference_diagnostics(
     placed at its first use and counting the others."""
     declared = {name: set(per_kind) for name, per_kind in manifests.objects.items()}
     unresolved: dict[tuple[str, str], list[tuple[DesiredObject, kinds.FieldPath]]] = {}
+    no_codes: set[str] = set()
     for kind in kinds.KINDS:
+        if not kind.references:
+            continue
+        # A reference that is one plain field (an account's ``currency``, ``parent``) is read
+        # here directly, as ``kinds.referenced_fields`` would (a non-empty string): at 100k
+        # accounts the generic walk was most of this function's time.
+        steps = [
+            (ref, ref.steps[0] if len(ref.steps) == 1 and not ref.steps[0].endswith("[]") else None,
+             declared.get(ref.target, no_codes),
+             live_codes.get(ref.target, no_codes) if live_codes is not None else no_codes)
+            for ref in kind.references
+        ]
         for obj in manifests.of_kind(kind.name).values():
-            for ref, code, path in kinds.referenced_fields(kind, obj.fields):
-                if code in declared.get(ref.target, ()):
+            fields = obj.fields
+            for ref, name, known, live in steps:
+                if name is None:
+                    for found, code, path in kinds.referenced_fields(kind, fields):
+                        if found is ref and code not in known and code not in live:
+                            unresolved.setdefault((ref.target, code), []).append((obj, path))
                     continue
-                if live_codes is not None and code in live_codes.get(ref.target, ()):
+                value = fields.get(name)
+                if not isinstance(value, str) or value == "" or value in known or value in live:
                     continue
-                unresolved.setdefault((ref.target, code), []).append((obj, path))
+                unresolved.setdefault((ref.target, value), []).append((obj, (name,)))
     if not unresolved:
         return []
     firsts = [(uses[0][0], uses[0][1]) for uses in unresolved.values()]
