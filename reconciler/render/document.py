@@ -105,9 +105,12 @@ def digest_of(doc: Mapping[str, Any]) -> str:
 
 
 def iter_json(doc: Mapping[str, Any]) -> Iterator[str]:
-    """The document as ``json.dumps(doc, indent=2)`` writes it, in pieces (one per change), so
-    plans of any size stream to stdout or a file."""
+    """The document as ``json.dumps(doc, indent=2)`` writes it, except that each change is one
+    line: written in pieces (one per change), so plans of any size stream to stdout or a file,
+    and each change goes through the C encoder (indenting falls back to Python's, which was
+    half of a 100k-change plan's time). One change per line also greps and diffs well."""
     encoder = _encoder(canonical=False)
+    one_line = json.JSONEncoder(ensure_ascii=False)
     yield "{"
     for n, (key, value) in enumerate(doc.items()):
         yield ("," if n else "") + "\n  " + encoder.encode(key) + ": "
@@ -117,7 +120,7 @@ def iter_json(doc: Mapping[str, Any]) -> Iterator[str]:
                 continue
             yield "["
             for i, entry in enumerate(value):
-                yield ("," if i else "") + "\n    " + encoder.encode(entry).replace("\n", "\n    ")
+                yield ("," if i else "") + "\n    " + one_line.encode(entry)
             yield "\n  ]"
         else:
             yield encoder.encode(value).replace("\n", "\n  ")
