@@ -210,19 +210,27 @@ def _keyed(file: str, doc: ParsedDocument, kind: Kind, value: Any, key_loc: Loca
             continue
         obj = DesiredObject(kind.name, "", item, location, (doc.index, kind.manifest_key, index))
         items.append(obj)
-        code = item.get("code")
-        if not isinstance(code, str):
-            continue  # validation reports the missing or mistyped code
-        obj.key = code
-        first = per_kind.get(code)
-        if first is not None:
-            state.error(
-                f"{kind.manifest_key}[{index}]: duplicate {kind.name} code {code!r}, first declared at "
-                f"{first.location}; each code may appear once across all manifests",
-                location,
-            )
-            continue
-        per_kind[code] = obj
+        _claim_code(state, per_kind, obj, kind, index)
+
+
+def _claim_code(state: LoadState, per_kind: dict[str, DesiredObject], obj: DesiredObject, kind: Kind,
+                index: int) -> None:
+    """The object takes its code as its key; a second object with a code already taken is
+    reported at its own place, naming the first. A missing or mistyped code is left to
+    validation, which says what is wrong with it."""
+    code = obj.fields.get("code")
+    if type(code) is not str:
+        return
+    obj.key = code
+    first = per_kind.get(code)
+    if first is not None:
+        state.error(
+            f"{kind.manifest_key}[{index}]: duplicate {kind.name} code {code!r}, first declared at "
+            f"{first.location}; each code may appear once across all manifests",
+            obj.location,
+        )
+        return
+    per_kind[code] = obj
 
 
 def _fast_shape_ok(data: Any) -> bool:
@@ -280,19 +288,7 @@ def _read_fast(file: str, data: dict[str, Any] | None, state: LoadState) -> None
             obj = DesiredObject(kind_name, "", item, None, (0, manifest_key, index), lazy)
             lazy.add(obj)
             items.append(obj)
-            code = item.get("code")
-            if code.__class__ is not str:
-                continue  # validation reports the missing or mistyped code
-            obj.key = code
-            first = per_kind.get(code)
-            if first is not None:
-                state.error(
-                    f"{manifest_key}[{index}]: duplicate {kind_name} code {code!r}, first declared at "
-                    f"{first.location}; each code may appear once across all manifests",
-                    obj.location,
-                )
-                continue
-            per_kind[code] = obj
+            _claim_code(state, per_kind, obj, kind, index)
 
 
 def _kind_of(value: Any) -> str:
