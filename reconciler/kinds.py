@@ -43,18 +43,29 @@ class Reference:
     hint: str = ""  # how to let go of the target, for refusals (e.g. "set parent: null")
     steps: tuple[str, ...] = field(init=False)  # ``path`` split at dots, once
     api_steps: tuple[str, ...] = field(init=False)
+    # The field itself when the reference is one plain top-level field (an account's
+    # ``currency``, ``parent`` / ``parentAccountId``), else None: hot loops over 100k objects
+    # read such a reference with one ``get`` instead of the generic walk.
+    plain_field: str | None = field(init=False)
+    api_field: str | None = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.path.split(".")))
         if not self.api_path:
             object.__setattr__(self, "api_path", self.path)
         object.__setattr__(self, "api_steps", tuple(self.api_path.split(".")))
+        object.__setattr__(self, "plain_field", _plain_field(self.steps))
+        object.__setattr__(self, "api_field", _plain_field(self.api_steps))
 
     @property
     def renamed(self) -> bool:
         """True when the manifest spells the field differently from the API (and so the
         planner translates it both ways)."""
         return self.path != self.api_path or self.by_id
+
+
+def _plain_field(steps: tuple[str, ...]) -> str | None:
+    return steps[0] if len(steps) == 1 and not steps[0].endswith("[]") else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +118,19 @@ class Kind:
     # What outside the managed kinds blocks a delete, read from the backend only when a plan
     # deletes objects of this kind: (backend, ids) -> {id: what is in the way and the fix}.
     delete_guard: Callable[[Any, list[str]], Mapping[str, str]] | None = None
+    # Plain-field references the API spells differently from the manifests (``parent`` ->
+    # ``parentAccountId``), by manifest field and by API field: derived once, read for every
+    # object the planner compares and every body it diffs.
+    renamed_by_path: Mapping[str, Reference] = field(init=False)
+    renamed_by_api: Mapping[str, Reference] = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.title:
             object.__setattr__(self, "title", self.name)
+        renamed = [r for r in self.references
+                   if r.renamed and r.plain_field is not None and r.api_field is not None]
+        object.__setattr__(self, "renamed_by_path", {r.path: r for r in renamed})
+        object.__setattr__(self, "renamed_by_api", {r.api_path: r for r in renamed})
 
     @property
     def keyed(self) -> bool:

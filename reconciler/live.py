@@ -28,8 +28,8 @@ def read_live(backend: Backend, wanted: Mapping[str, Collection[str] | None],
         if wanted.get(kind.name) is None:
             continue  # listed whole: every ancestor is there already
         for ref in kind.references:
-            if ref.target == kind.name and ref.by_id and len(ref.api_steps) == 1:
-                objects[kind.name] = _with_ancestors(backend, kind, ref.api_path, objects.get(kind.name, []))
+            if ref.target == kind.name and ref.by_id and ref.api_field is not None:
+                objects[kind.name] = _with_ancestors(backend, kind, ref.api_field, objects.get(kind.name, []))
     return objects
 
 

@@ -63,24 +63,17 @@ class _Constraints:
         self.before: list[set[int]] = [set() for _ in changes]  # i -> changes that run before i
         self.blockers: list[str] = []
         self.warnings: list[str] = []
-        # Per kind, each reference with its API field when that is one plain field (an
-        # account's ``currency``, ``parentAccountId``): read directly, as ``api_references``
-        # would (set, not None nor ""), since a fresh 100k plan asks this of every change.
-        plain = {
-            k.name: [(ref, ref.api_steps[0] if len(ref.api_steps) == 1 and not ref.api_steps[0].endswith("[]")
-                      else None) for ref in k.references]
-            for k in kinds.KINDS
-        }
         self.after_refs: list[list[tuple[Reference, str]]] = [
-            [] if c.action == "delete" else self._after_refs(kinds.get(c.kind), c.body, plain[c.kind])
-            for c in changes
+            [] if c.action == "delete" else self._after_refs(kinds.get(c.kind), c.body) for c in changes
         ]
 
-    def _after_refs(self, kind: Kind, body: dict[str, Any],
-                    plain: list[tuple[Reference, str | None]]) -> list[tuple[Reference, str]]:
-        """What ``body`` refers to, as (reference, code), in the registry's order."""
+    def _after_refs(self, kind: Kind, body: dict[str, Any]) -> list[tuple[Reference, str]]:
+        """What ``body`` refers to, as (reference, code), in the registry's order. A reference
+        that is one plain field is read directly, as ``api_references`` would (set, not None
+        nor ""): a fresh 100k plan asks this of every change."""
         out: list[tuple[Reference, str]] = []
-        for ref, name in plain:
+        for ref in kind.references:
+            name = ref.api_field
             if name is None:
                 out.extend(pair for pair in self._refs(kind, body) if pair[0] is ref)
                 continue

@@ -305,10 +305,6 @@ class _Planner:
         self.ignored_by_kind: dict[str, tuple[str, ...]] = {
             k.name: tuple(getattr(self.settings.ignoreFields, k.name, [])) for k in kinds.KINDS
         }
-        # Manifest fields the API spells differently (``parent`` -> ``parentAccountId``).
-        self.renamed: dict[str, dict[str, kinds.Reference]] = {
-            k.name: {r.path: r for r in k.references if r.renamed and len(r.steps) == 1} for k in kinds.KINDS
-        }
 
     # -- per kind ----------------------------------------------------------------------------
 
@@ -387,11 +383,8 @@ class _Planner:
         if not diff:  # the quick check is cautious: only the body's diff is authoritative
             self._unchanged(kind, key)
             return
-        action: Action = forced_action or "update"
-        for d in diff:
-            if d.path == "archived":
-                action = "archive" if d.after is True else "unarchive"
-        change = Change(action, kind.name, key, live.get("id"), live.get("version"), diff, body)
+        change = Change(action_of(diff, forced_action or "update"), kind.name, key, live.get("id"),
+                        live.get("version"), diff, body)
         change.warnings.extend(field_warnings(kind, diff))
         self.changes.append(change)
         missing = [f for f in kind.put_required if is_empty(body.get(f))]
@@ -416,7 +409,7 @@ class _Planner:
         says "same" where the body would change something (a property test holds it to that).
         """
         ignored = self.ignored_by_kind[kind.name]
-        renamed = self.renamed[kind.name]
+        renamed = kind.renamed_by_path
         partial = kind.partial_fields
         live_get = live.get
         for name, value in desired.items():
@@ -463,7 +456,7 @@ class _Planner:
         return live_id if live_id is not None else {"$ref": {"kind": ref.target, "code": code}}
 
     def _create_body(self, kind: Kind, desired: Mapping[str, Any]) -> dict[str, Any]:
-        renamed = self.renamed[kind.name]
+        renamed = kind.renamed_by_path
         body: dict[str, Any] = {}
         for name, value in desired.items():
             if value is None:
@@ -482,7 +475,7 @@ class _Planner:
         ignored fields keep their values, then lay the managed fields over it."""
         body = put_body(live)
         ignored = self.ignored_by_kind[kind.name]
-        renamed = self.renamed[kind.name]
+        renamed = kind.renamed_by_path
         for name, value in desired.items():
             if name in ignored:
                 continue
@@ -546,7 +539,7 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
     codes, not ``parentAccountId`` and ids). Plans and saved-plan checks both use it, so a
     reviewed diff and the body sent can never disagree. Changes inside a field are named per
     item or key (``currencyConversions[GBP→USD].multiplier``; ``reconciler.nested_diff``)."""
-    renamed_api = {r.api_path: r for r in kind.references if r.renamed and len(r.api_steps) == 1}
+    renamed_api = kind.renamed_by_api
     out: list[FieldDiff] = []
     if not live:  # a create: every field is new (``diff_created`` is ``diff_field`` against None)
         for name, value in body.items():
@@ -584,6 +577,16 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
         else:
             out.append(FieldDiff(name, live_value, None))
     return out
+
+
+def action_of(diff: Iterable[FieldDiff], default: Action = "update") -> Action:
+    """What a change to an existing object is, from its diff: a change of ``archived`` makes
+    it an archive or unarchive. Plans and saved-plan checks both name changes this way."""
+    action = default
+    for d in diff:
+        if d.path == "archived":
+            action = "archive" if d.after is True else "unarchive"
+    return action
 
 
 def put_body(live: Mapping[str, Any]) -> dict[str, Any]:

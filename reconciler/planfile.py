@@ -45,6 +45,7 @@ from reconciler.plan import (
     LiveState,
     Plan,
     SelectionError,
+    action_of,
     diff_body,
     parse_selection,
     safety_refusals,
@@ -337,10 +338,7 @@ def _check_change(change: Change, current: Mapping[str, Any] | None, live: LiveS
     if kind.keyed and change.body.get("code") != change.key:
         problems.append("the body's code is not the change's key")
     recomputed = diff_body(kind, change.body, current, live)
-    action = "update"
-    for d in recomputed:
-        if d.path == "archived":
-            action = "archive" if d.after is True else "unarchive"
+    action = action_of(recomputed)
     if change.action != action:
         problems.append(f"its body makes it {action}, not {change.action}")
     return problems + _diff_problems(change, recomputed)

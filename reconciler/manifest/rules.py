@@ -168,8 +168,7 @@ def reference_diagnostics(
         # here directly, as ``kinds.referenced_fields`` would (a non-empty string): at 100k
         # accounts the generic walk was most of this function's time.
         steps = [
-            (ref, ref.steps[0] if len(ref.steps) == 1 and not ref.steps[0].endswith("[]") else None,
-             declared.get(ref.target, no_codes),
+            (ref, ref.plain_field, declared.get(ref.target, no_codes),
              live_codes.get(ref.target, no_codes) if live_codes is not None else no_codes)
             for ref in kind.references
         ]
