@@ -178,14 +178,16 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
          force: bool, only: Any, redact_pii: bool | None, verbose: bool) -> None:
     """Show what apply would change in the organization."""
     from reconciler import services
-    from reconciler.render import plan_document
+    from reconciler.render import plan_document, redact_document
 
     redact = _redact_default() if redact_pii is None else redact_pii
     with _annotating(fmt == "github"):
         outcome = _load_plan(paths, backend, verbose=verbose, only=only)
     assert outcome.plan is not None
     result = outcome.plan
-    doc = plan_document(result, redact_pii=redact, extra_warnings=outcome.load_warnings)
+    # One document (one digest over every change): shown redacted if asked, saved as it is.
+    plain = plan_document(result, extra_warnings=outcome.load_warnings)
+    doc = redact_document(plain) if redact else plain
     if fmt == "github":
         from reconciler.render.github import render_plan_annotations
 
@@ -195,7 +197,7 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
     else:
         _emit(_render(doc, fmt))
     if out_file and not result.blockers:
-        digest = services.save_plan(result, out_file, load_warnings=outcome.load_warnings)
+        digest = services.save_document(plain, out_file)
         shown = safe(out_file)
         click.echo(f"Saved plan to {shown}; apply exactly it with: reconciler apply --plan {shown} "
                    f"--expect-digest {digest}", err=True)

@@ -187,12 +187,20 @@ def run_apply(
 
 def save_plan(plan: Plan, path: str, *, load_warnings: list[str] | None = None) -> str:
     """Write the plan unredacted (it is what apply will send) with every touched object's
-    live id and version, atomically so a half-written plan never exists; return its digest."""
+    live id and version; return its digest."""
     from reconciler.render.document import plan_document
+
+    return save_document(plan_document(plan, extra_warnings=load_warnings), path)
+
+
+def save_document(plan_doc: dict[str, Any], path: str) -> str:
+    """Write an unredacted plan document as a saved plan, atomically so a half-written plan
+    never exists; return its digest (the document's own: ``saved`` is not in it)."""
     from reconciler.render.json_format import iter_json_lines
 
-    doc = plan_document(plan, redact_pii=False, extra_warnings=load_warnings)
-    doc["saved"] = True
+    if plan_doc.get("redacted"):
+        raise ValueError("a redacted plan cannot be saved: apply sends what it holds")
+    doc = {**plan_doc, "saved": True}
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
