@@ -247,14 +247,13 @@ def check_against_live(saved: SavedPlan, backend: Backend) -> Plan:
             f"the saved plan is for organization {plan.organization}, but the backend is organization "
             f"{backend.org_id}; nothing was changed"
         )
-    wanted: dict[str, Collection[str] | None] = {
-        k.name: plan.read_by_code.get(k.name) for k in kinds.KINDS
-    }
+    read = {name: set(codes) for name, codes in plan.read_by_code.items()}
     # Codes a change touches must be read even if the original read missed them (a create).
     for change in plan.changes:
-        codes = wanted.get(change.kind)
-        if codes is not None and change.key not in codes:
-            wanted[change.kind] = [*codes, change.key]
+        codes = read.get(change.kind)
+        if codes is not None:
+            codes.add(change.key)
+    wanted: dict[str, Collection[str] | None] = {k.name: read.get(k.name) for k in kinds.KINDS}
     objects = read_live(backend, wanted)
     live = LiveState(objects, complete={name: codes is None for name, codes in wanted.items()})
     problems: list[str] = []
