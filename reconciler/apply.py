@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from reconciler import kinds
 from reconciler.backends.base import Backend, BackendError, NotFoundError
-from reconciler.plan import Change, Plan
+from reconciler.plan import Change
 
 Status = Literal["applied", "failed", "skipped", "not_started"]
 STATUSES: tuple[Status, ...] = ("applied", "failed", "skipped", "not_started")
@@ -288,14 +288,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BackendError):
         return str(exc)
     return f"unexpected {type(exc).__name__}: {exc}"
-
-
-def apply_plan(
-    plan: Plan,
-    backend: Backend,
-    *,
-    parallelism: int = 1,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
-) -> ApplyResult:
-    return apply_changes(plan.changes, backend, parallelism=parallelism, progress=progress, stop=stop)
