@@ -280,12 +280,11 @@ def referenced_fields(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[R
                 yield ref, code, path
 
 
-def api_references(kind: Kind, body: Mapping[str, Any]) -> Iterator[tuple[Reference, Any]]:
-    """Every (reference, value) in an API-shaped object (a live entity or a request body):
-    the value is a code, an id (``by_id``) or a ``{"$ref": ...}`` placeholder."""
-    for ref in kind.references:
-        for value, _ in _walk(body, ref.api_steps, ()):
-            yield ref, value
+def api_values(ref: Reference, body: Mapping[str, Any]) -> Iterator[Any]:
+    """The values of one reference in an API-shaped object (a live entity or a request
+    body): each a code, an id (``by_id``) or a ``{"$ref": ...}`` placeholder."""
+    for value, _ in _walk(body, ref.api_steps, ()):
+        yield value
 
 
 def _walk(node: Any, parts: tuple[str, ...], path: FieldPath) -> Iterator[tuple[Any, FieldPath]]:

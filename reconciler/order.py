@@ -28,7 +28,7 @@ change's ``depends_on`` listing every constraint as indexes of earlier changes.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,6 @@ _SHOWN = 5  # referrers named in one refusal
 class Ordering:
     changes: list[Change]
     blockers: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def order_changes(changes: list[Change], live: LiveState, listed: Callable[[str, str], bool] | None = None,
@@ -62,34 +61,26 @@ class _Constraints:
         self.at: dict[Target, int] = {(c.kind, c.key): i for i, c in enumerate(changes)}
         self.before: list[set[int]] = [set() for _ in changes]  # i -> changes that run before i
         self.blockers: list[str] = []
-        self.warnings: list[str] = []
         self.after_refs: list[list[tuple[Reference, str]]] = [
-            [] if c.action == "delete" else self._after_refs(kinds.get(c.kind), c.body) for c in changes
+            [] if c.action == "delete" else self._refs(kinds.get(c.kind), c.body) for c in changes
         ]
 
-    def _after_refs(self, kind: Kind, body: dict[str, Any]) -> list[tuple[Reference, str]]:
-        """What ``body`` refers to, as (reference, code), in the registry's order. A reference
-        that is one plain field is read directly, as ``api_references`` would (set, not None
-        nor ""): a fresh 100k plan asks this of every change."""
+    def _refs(self, kind: Kind, obj: dict[str, Any]) -> list[tuple[Reference, str]]:
+        """What an API-shaped object (a request body or a live entity) refers to, as
+        (reference, code), in the registry's order. A reference that is one plain field is
+        read directly, as ``api_references`` would (set, not None nor ""): a fresh 100k plan
+        asks this of every change, a removal of every live referrer."""
         out: list[tuple[Reference, str]] = []
         for ref in kind.references:
             name = ref.api_field
-            if name is None:
-                out.extend(pair for pair in self._refs(kind, body) if pair[0] is ref)
-                continue
-            value = body.get(name)
-            if value is None or value == "":
-                continue
-            code = _code_of(ref, value, self.live)
-            if code is not None:
-                out.append((ref, str(code)))
+            values = kinds.api_values(ref, obj) if name is None else (obj.get(name),)
+            for value in values:
+                if value is None or value == "":
+                    continue
+                code = _code_of(ref, value, self.live)
+                if code is not None:
+                    out.append((ref, str(code)))
         return out
-
-    def _refs(self, kind: Kind, obj: dict[str, Any]) -> Iterator[tuple[Reference, str]]:
-        for ref, value in kinds.api_references(kind, obj):
-            code = _code_of(ref, value, self.live)
-            if code is not None:
-                yield ref, str(code)
 
     def _after(self, first: int, then: int) -> None:
         if first != then:
@@ -157,7 +148,9 @@ class _Constraints:
             else:
                 names = ", ".join(f"{k} {key}" for k, key, _, _ in held[:_SHOWN])
                 more = f" and {len(held) - _SHOWN} more" if len(held) > _SHOWN else ""
-                removal.warnings.append(f"{names}{more} will still refer to it after it is archived")
+                warning = f"{names}{more} will still refer to it after it is archived"
+                if warning not in removal.warnings:  # ordering again (a partial plan) adds nothing
+                    removal.warnings.append(warning)
 
     def _held_message(self, removal: Change, held: list[tuple[str, str, Reference, bool]]) -> str:
         parts = []
@@ -193,8 +186,7 @@ class _Constraints:
             return
         parent_live: dict[str, str | None] = {}
         for entity in self.live.of(kind.name):
-            code = _code_of(ref, _first(kinds.api_references(kind, entity), ref), self.live)
-            parent_live[kind.key_of(entity)] = None if code is None else str(code)
+            parent_live[kind.key_of(entity)] = next((c for r, c in self._refs(kind, entity) if r is ref), None)
         parent_after = dict(parent_live)
         moving: dict[str, int] = {}  # code -> change that puts it under a new parent
         for i, change in enumerate(self.changes):
@@ -282,14 +274,7 @@ class _Constraints:
             change = self.changes[old]
             change.depends_on = sorted(d for d in (new_index[j] for j in self.before[old]) if d < new_index[old])
             ordered.append(change)
-        return Ordering(ordered, self.blockers, self.warnings)
-
-
-def _first(found: Iterator[tuple[Reference, Any]], ref: Reference) -> Any:
-    for r, value in found:
-        if r is ref:
-            return value
-    return None
+        return Ordering(ordered, self.blockers)
 
 
 def _cycles(parent: dict[str, str | None]) -> list[list[str]]:

@@ -250,12 +250,12 @@ def _build_plan(
         return key in manifests.of_kind(kind)
 
     ordering = order_changes(planner.changes, live, listed)
-    unchanged, unmanaged, warnings = planner.unchanged, planner.unmanaged, ordering.warnings
+    unchanged, unmanaged, warnings = planner.unchanged, planner.unmanaged, []
     if only is not None:
         ordering = order_changes(select_changes(ordering.changes, only), live, listed)
         unchanged = sum(1 for kind, key in planner.unchanged_keys if only.covers(kind, key))
         unmanaged = [u for u in unmanaged if only.covers(u.kind, u.key)]
-        warnings = [only.notice(), *_unmatched(only, manifests, live), *ordering.warnings]
+        warnings = [only.notice(), *_unmatched(only, manifests, live)]
     # A planner blocker stands when the change it is about is in the plan (a partial plan
     # without that change is not blocked by it).
     planned = {(c.kind, c.key) for c in ordering.changes}

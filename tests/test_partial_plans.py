@@ -211,3 +211,19 @@ def test_drift_only(tmp_path: Path, local_backend: str, fmt: str) -> None:
         assert doc["warnings"][0].startswith("partial plan")
     else:
         assert "PARTIAL PLAN (--only creditReason)" in result.stdout
+
+
+def test_a_partial_plan_states_each_removal_warning_once(tmp_path: Path, local_backend: str) -> None:
+    """Regression: ordering the selected changes again appended the "still refers to it"
+    warning a second time to the same archive."""
+    from reconciler.backends.local import LocalBackend
+
+    with LocalBackend(local_backend.removeprefix("local:")) as org:
+        org.create(kinds.get("currency"), {"code": "EUR", "name": "Euro"})
+        org.create(kinds.get("account"), {"code": "legacy", "name": "L", "emailAddress": "l@example.com",
+                                          "currency": "EUR"})
+    write(tmp_path, "m/a.yaml", "currencies:\n  - {code: USD, name: US Dollar}\nsettings:\n"
+                                "  prune: {currencies: archive}\n  safety: {maxRemovePercent: 100}\n")
+    doc = plan(tmp_path / "m", local_backend, "--only", "currency/EUR")
+    [archive] = doc["changes"]
+    assert archive["warnings"] == ["account legacy will still refer to it after it is archived"]
