@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import kinds
+from reconciler.forest import find_cycles
 from reconciler.kinds import Kind, Reference
 from reconciler.plan import Change, LiveState, _code_of
 
@@ -201,7 +202,7 @@ class _Constraints:
                 moving[change.key] = i
         if not moving:
             return
-        cycles = _cycles(parent_after)
+        cycles = find_cycles(parent_after)
         for cycle in cycles:
             path = " -> ".join([*cycle, cycle[0]])
             self.blockers.append(
@@ -275,25 +276,3 @@ class _Constraints:
             change.depends_on = sorted(d for d in (new_index[j] for j in self.before[old]) if d < new_index[old])
             ordered.append(change)
         return Ordering(ordered, self.blockers)
-
-
-def _cycles(parent: dict[str, str | None]) -> list[list[str]]:
-    """Every cycle in a child -> parent map, each once, starting at its smallest code."""
-    state: dict[str, int] = {}  # 1: on the current walk, 2: done
-    cycles: list[list[str]] = []
-    for start in parent:
-        if start in state:
-            continue
-        walk: list[str] = []
-        node: str | None = start
-        while node is not None and node not in state:
-            state[node] = 1
-            walk.append(node)
-            node = parent.get(node)
-        if node is not None and state.get(node) == 1:
-            cycle = walk[walk.index(node):]
-            low = cycle.index(min(cycle))
-            cycles.append(cycle[low:] + cycle[:low])
-        for n in walk:
-            state[n] = 2
-    return cycles

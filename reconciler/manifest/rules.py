@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from reconciler import kinds
 from reconciler.diagnostics import Diagnostic
+from reconciler.forest import find_cycles
 from reconciler.manifest.messages import describe, display_path
 from reconciler.manifest.types import DesiredObject, Manifests
 
@@ -92,31 +93,20 @@ def _parent_cycles(manifests: Manifests, state: LoadState) -> None:
     parent_of = {
         code: obj.fields["parent"] for code, obj in accounts.items() if isinstance(obj.fields.get("parent"), str)
     }
-    colour: dict[str, int] = {}  # 1: on the current walk, 2: finished
-    for start in parent_of:
-        walk: list[str] = []
-        node: str | None = start
-        while node is not None and node in accounts and node not in colour:
-            colour[node] = 1
-            walk.append(node)
-            node = parent_of.get(node)
-        if node is not None and colour.get(node) == 1:
-            cycle = walk[walk.index(node) :]
-            first = min(cycle, key=lambda c: (accounts[c].location.file, accounts[c].location.line))
-            at = cycle.index(first)
-            cycle = cycle[at:] + cycle[:at]
-            obj = accounts[first]
-            if len(cycle) == 1:
-                message = f"{describe(obj)}: parent: an account cannot be its own parent"
-            else:
-                chain = " -> ".join(repr(c) for c in [*cycle, cycle[0]])
-                message = (
-                    f"{describe(obj)}: parent: accounts form a cycle {chain}; "
-                    "an account cannot be its own ancestor"
-                )
-            state.at_field("error", message, obj, ("parent",), "value")
-        for code in walk:
-            colour[code] = 2
+    for cycle in find_cycles(parent_of):
+        first = min(cycle, key=lambda c: (accounts[c].location.file, accounts[c].location.line))
+        at = cycle.index(first)
+        cycle = cycle[at:] + cycle[:at]
+        obj = accounts[first]
+        if len(cycle) == 1:
+            message = f"{describe(obj)}: parent: an account cannot be its own parent"
+        else:
+            chain = " -> ".join(repr(c) for c in [*cycle, cycle[0]])
+            message = (
+                f"{describe(obj)}: parent: accounts form a cycle {chain}; "
+                "an account cannot be its own ancestor"
+            )
+        state.at_field("error", message, obj, ("parent",), "value")
 
 
 def _conversions(manifests: Manifests, state: LoadState) -> None:
