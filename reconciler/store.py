@@ -111,15 +111,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.kinds import KINDS, READ_ONLY_FIELDS
+from reconciler.kinds import BY_NAME, KINDS, READ_ONLY_FIELDS
+from reconciler.kinds.fields import SCHEDULED_BILL_INTERVALS, is_timezone
+from reconciler.kinds.spec import INT64, Spec
 from reconciler.manifest import gcpause
-from reconciler.manifest.models import (
-    ACCOUNT_CODE,
-    CUSTOM_FIELD_ENTITY_TYPES,
-    PICKLIST_CODE,
-    SCHEDULED_BILL_INTERVALS,
-    is_timezone,
-)
 
 FAIL_ENV = "RECONCILER_STORE_FAIL"
 SYSTEM_ACTOR = "system"
@@ -133,7 +128,7 @@ CUSTOM_FIELDS = "customFields"
 CURRENCY = "currency"
 ACCOUNT = "account"
 # Which kinds exist and what shape they have are the registry's facts, as are the read-only
-# audit fields; the code patterns and limits are the manifest models'.
+# audit fields, and each kind's request limits.
 PICKLISTS = tuple(k.name for k in KINDS if k.archivable)
 KEYED_KINDS = tuple(k.name for k in KINDS if k.keyed)
 SINGLETONS = tuple(k.name for k in KINDS if k.singleton)
@@ -190,144 +185,8 @@ def _invalid(message: str) -> StoreError:
 # the API's limits. Java patterns are translated (\p{L} via ``regex``; \p{Cntrl}/\s spelled out).
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-INT32 = (-(2**31), 2**31 - 1)
-INT64 = (-(2**63), 2**63 - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """One field's limits. ``type``: string, integer, number, boolean, array, object, map."""
-
-    type: str
-    required: bool = False
-    min_length: int | None = None
-    max_length: int | None = None
-    pattern: Any = None  # compiled re / regex pattern
-    pattern_hint: str = ""
-    enum: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    exclusive_minimum: bool = False
-    maximum: float | None = None
-    fmt: str | None = None  # date | email | timezone | bill-interval
-    items: Spec | None = None
-    unique_items: bool = False
-    max_items: int | None = None
-    fields: Mapping[str, Spec] | None = None  # object
-    values: Spec | None = None  # map
-
-
-_STR = Spec("string")
-_BOOL = Spec("boolean")
-_CF_VALUE = Spec("scalar")  # string | integer | number
-_NAME = Spec("string", required=True, min_length=1, max_length=200)
-# BillCreditType items; the description lists the four allowed orders ("PREPAYMENT","BALANCE" /
-# "BALANCE","PREPAYMENT" / one alone), so no repeats and at most two.
-_CREDIT_ORDER = Spec("array", items=Spec("string", enum=("PREPAYMENT", "BALANCE")), unique_items=True, max_items=2)
-_STATEMENT_MODE = Spec("string", enum=("NONE", "JSON", "JSON_AND_CSV"))
-_POSITIVE_INT32 = Spec("integer", minimum=0, exclusive_minimum=True, maximum=INT32[1])
-
-# openapi-full.json, CurrencyRequest / CreditReasonRequest / DebitReasonRequest /
-# TransactionTypeRequest: ``required: [name]`` only; ``code`` is optional (maxLength 80 and a
-# pattern that an empty string does not match).
-_PICKLIST_FIELDS: dict[str, Spec] = {
-    "code": Spec(
-        "string",
-        min_length=1,
-        max_length=80,
-        pattern=PICKLIST_CODE,
-        pattern_hint="must start with a letter, '_' or '$' and hold only letters, digits, '_' and '$'",
-    ),
-    "name": _NAME,
-    "archived": _BOOL,
-}
-
-REQUEST_SPECS: dict[str, dict[str, Spec]] = {
-    "currency": {
-        **_PICKLIST_FIELDS,
-        "maxDecimalPlaces": Spec("integer", minimum=0, maximum=5),
-        "roundingMode": Spec(
-            "string",
-            enum=("UP", "DOWN", "CEILING", "FLOOR", "HALF_UP", "HALF_DOWN", "HALF_EVEN", "UNNECESSARY"),
-        ),
-    },
-    "creditReason": dict(_PICKLIST_FIELDS),
-    "debitReason": dict(_PICKLIST_FIELDS),
-    "transactionType": dict(_PICKLIST_FIELDS),
-    "account": {
-        "code": Spec(
-            "string",
-            required=True,
-            min_length=1,
-            max_length=80,
-            pattern=ACCOUNT_CODE,
-            pattern_hint="must not start or end with whitespace nor contain control characters",
-        ),
-        "name": _NAME,
-        "emailAddress": Spec("string", required=True, fmt="email"),  # AccountRequest: no maxLength
-        "address": Spec(
-            "object",
-            fields={
-                "addressLine1": Spec("string", max_length=50),
-                "addressLine2": Spec("string", max_length=50),
-                "addressLine3": _STR,
-                "addressLine4": _STR,
-                "locality": Spec("string", max_length=100),
-                "region": Spec("string", max_length=50),
-                "postCode": Spec("string", max_length=20),
-                "country": Spec("string", max_length=100),
-            },
-        ),
-        # AccountRequest gives these no minLength; an empty one names nothing that exists
-        # and is refused by the reference checks below.
-        "parentAccountId": _STR,
-        "billEpoch": Spec("string", fmt="date"),
-        "purchaseOrderNumber": Spec("string", max_length=100),
-        "currency": _STR,
-        "statementDefinitionId": _STR,
-        "autoGenerateStatementMode": _STATEMENT_MODE,
-        "creditApplicationOrder": _CREDIT_ORDER,
-        "daysBeforeBillDue": _POSITIVE_INT32,
-        "customFields": Spec("map", values=_CF_VALUE, max_items=100),
-    },
-    ORG_CONFIG: {
-        "currency": Spec("string", required=True, min_length=1),
-        "timezone": Spec("string", required=True, fmt="timezone"),
-        "yearEpoch": Spec("string", required=True, fmt="date"),
-        "monthEpoch": Spec("string", required=True, fmt="date"),
-        "weekEpoch": Spec("string", required=True, fmt="date"),
-        "dayEpoch": Spec("string", required=True, fmt="date"),
-        "daysBeforeBillDue": Spec("integer", required=True, minimum=0, exclusive_minimum=True, maximum=INT32[1]),
-        "currencyConversions": Spec(
-            "array",
-            items=Spec(
-                "object",
-                fields={
-                    "from": Spec("string", required=True, min_length=1),
-                    "to": Spec("string", required=True, min_length=1),
-                    "multiplier": Spec("number", minimum=0, exclusive_minimum=True),
-                },
-            ),
-        ),
-        "scheduledBillInterval": Spec("number", fmt="bill-interval"),
-        "scheduledBillOffset": Spec("integer", minimum=0, maximum=23),
-        "standingChargeBillInAdvance": _BOOL,
-        "commitmentFeeBillInAdvance": _BOOL,
-        "minimumSpendBillInAdvance": _BOOL,
-        "autoApproveBillsGracePeriod": _POSITIVE_INT32,
-        "autoApproveBillsGracePeriodUnit": Spec("string", enum=("MINUTES", "HOURS", "DAYS")),
-        "externalInvoiceDate": Spec("string", enum=("FIRST_DAY_OF_NEXT_PERIOD", "LAST_DAY_OF_ARREARS")),
-        "suppressedEmptyBills": _BOOL,
-        "consolidateBills": _BOOL,
-        "defaultStatementDefinitionId": _STR,
-        "autoGenerateStatementMode": _STATEMENT_MODE,
-        "creditApplicationOrder": _CREDIT_ORDER,
-        "allowNegativeBalances": _BOOL,
-        "allowOverlappingPlans": _BOOL,
-        "billPrefix": _STR,
-        "sequenceStartNumber": Spec("integer", minimum=INT32[0], maximum=INT32[1]),
-    },
-    CUSTOM_FIELDS: {name: Spec("map", values=_CF_VALUE, max_items=25) for name in CUSTOM_FIELD_ENTITY_TYPES},
-}
+# Each kind's request limits live in its registry module (``Kind.request_spec``).
+REQUEST_SPECS: dict[str, Mapping[str, Spec]] = {k.name: k.request_spec for k in KINDS}
 
 
 def _is_date(value: str) -> bool:
@@ -492,8 +351,10 @@ def validate_body(kind: str, body: Any, extra: Collection[str] = ()) -> dict[str
     names accepted (any value) beyond the document, see ``Store(extra_fields=...)``."""
     problems: list[str] = []
     out = _check_object(body, REQUEST_SPECS[kind], "", problems, drop_read_only=True, extra=extra)
-    if kind == ORG_CONFIG and "scheduledBillOffset" in out and out.get("scheduledBillInterval") != 24:
-        problems.append("scheduledBillOffset: is only supported with a scheduledBillInterval of 24")
+    for rule in BY_NAME[kind].body_rules:
+        problem = rule(out)
+        if problem:
+            problems.append(problem)
     if problems:
         raise _invalid("invalid request body: " + "; ".join(problems))
     return out

@@ -13,8 +13,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from reconciler import kinds
 from reconciler.diagnostics import Diagnostic
+from reconciler.kinds.fields import _email_fast_ok
 from reconciler.manifest import load_manifests
-from reconciler.manifest.models import _email_fast_ok
 from reconciler.manifest.types import LoadResult
 from reconciler.manifest.yaml_events import DocumentBuilder, resolve_plain
 

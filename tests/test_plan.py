@@ -7,7 +7,7 @@ from typing import Any
 from reconciler import kinds
 from reconciler.compare import same
 from reconciler.diagnostics import Location
-from reconciler.manifest.models import Settings
+from reconciler.manifest.settings import Settings
 from reconciler.manifest.types import DesiredObject, Manifests
 from reconciler.plan import LiveState, build_plan
 

@@ -20,7 +20,7 @@ EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.yaml"))
 def test_checked_in_schema_is_up_to_date() -> None:
     assert SCHEMA_PATH.exists(), f"{SCHEMA_PATH} is missing; run: {REGENERATE}"
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), (
-        f"{SCHEMA_PATH} is out of date with reconciler/manifest/models.py; run: {REGENERATE}"
+        f"{SCHEMA_PATH} is out of date with the kind models (reconciler/kinds/); run: {REGENERATE}"
     )
 
 

@@ -4,8 +4,8 @@
 codes the manifests refer to but do not declare (USD, a parent managed elsewhere), as
 warnings offline or errors against a live organization's codes.
 
-The implementation is imported lazily: ``reconciler.kinds`` imports ``manifest.models``,
-and the loader reads the kind registry, so an eager import here would be circular.
+The implementation is imported lazily: importing it builds every kind's model, which commands
+that never load manifests (``--help``, ``emulator``) need not pay for.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from reconciler.manifest.fastyaml import NOT_FAST, fast_load
 from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, read_manifest_bytes
 from reconciler.manifest.locate import LazyLocations, Locator, best_position, read_text, scan
 from reconciler.manifest.messages import describe, display_path, field_errors
-from reconciler.manifest.models import Settings
+from reconciler.manifest.settings import Settings
 from reconciler.manifest.types import DesiredObject, LoadResult, Manifests, NodePath
 from reconciler.manifest.yaml_events import DocumentBuilder, ParsedDocument, Pos, Problem
 
@@ -77,6 +77,10 @@ class LoadState:
 
     def error(self, message: str, location: Location) -> None:
         self.diagnostics.append(Diagnostic("error", message, location))
+
+    def describe(self, obj: DesiredObject) -> str:
+        """How messages name an object (``account 'ACME'``): for the kinds' own checks."""
+        return describe(obj)
 
     def at_field(
         self, severity: Severity, message: str, obj: DesiredObject, path: Sequence[str | int], prefer: str = "key"

@@ -26,9 +26,10 @@ def check(manifests: Manifests, state: LoadState) -> None:
     """Load-time rules that need every object: parent cycles, conversion-rate sanity and
     settings that m3ter refuses inside a parent/child hierarchy."""
     _parent_cycles(manifests, state)
-    _conversions(manifests, state)
-    _credit_order_in_hierarchy(manifests, state)
     _name_or_id(manifests, state)
+    for kind in kinds.KINDS:
+        for rule in kind.checks:
+            rule(manifests, state)
 
 
 def _name_or_id(manifests: Manifests, state: LoadState) -> None:
@@ -46,46 +47,6 @@ def _name_or_id(manifests: Manifests, state: LoadState) -> None:
                     obj,
                     (ref.name_field,),
                 )
-
-
-def _credit_order_in_hierarchy(manifests: Manifests, state: LoadState) -> None:
-    """An account with a parent, or one that is the parent of another account in the
-    manifests, may not set ``creditApplicationOrder``.
-
-    Source: the m3ter OpenAPI document, ``AccountRequest.creditApplicationOrder``: "If the
-    Account belongs to a Parent/Child Account hierarchy, then the creditApplicationOrder
-    settings are not available, and the draw-down order defaults always to Prepayment then
-    Balance order." A parent known only live (not in the manifests) is covered through the
-    child's own ``parent``; children that exist only live cannot be seen offline.
-    An explicit ``null`` or ``[]`` (leave it empty) is what the rule asks for, so it passes.
-    """
-    accounts = manifests.of_kind("account")
-    children: dict[str, list[str]] = {}
-    for code, obj in accounts.items():
-        parent = obj.fields.get("parent")
-        if isinstance(parent, str):
-            children.setdefault(parent, []).append(code)
-    for code, obj in accounts.items():
-        order = obj.fields.get("creditApplicationOrder")
-        if order is None or order == []:
-            continue
-        parent = obj.fields.get("parent")
-        if isinstance(parent, str):
-            why = f"it is a child of {parent!r}"
-        elif code in children:
-            kids = sorted(children[code])
-            shown = ", ".join(repr(k) for k in kids[:3]) + (f" and {len(kids) - 3} more" if len(kids) > 3 else "")
-            why = f"it is the parent of {shown}"
-        else:
-            continue
-        state.at_field(
-            "error",
-            f"{describe(obj)}: creditApplicationOrder: not available for an account in a parent/child "
-            f"hierarchy ({why}); m3ter always draws down Prepayment then Balance for such accounts. "
-            "Remove the field (m3ter API, AccountRequest.creditApplicationOrder)",
-            obj,
-            ("creditApplicationOrder",),
-        )
 
 
 def _parent_cycles(manifests: Manifests, state: LoadState) -> None:
@@ -107,39 +68,6 @@ def _parent_cycles(manifests: Manifests, state: LoadState) -> None:
                 "an account cannot be its own ancestor"
             )
         state.at_field("error", message, obj, ("parent",), "value")
-
-
-def _conversions(manifests: Manifests, state: LoadState) -> None:
-    org = manifests.of_kind("organizationConfig").get("organizationConfig")
-    conversions = org.fields.get("currencyConversions") if org else None
-    if org is None or not isinstance(conversions, list):
-        return
-    seen: dict[tuple[str, str], int] = {}
-    for index, rate in enumerate(conversions):
-        if not isinstance(rate, dict):
-            continue
-        pair = (rate.get("from"), rate.get("to"))
-        if not all(isinstance(code, str) for code in pair):
-            continue
-        pair_s: tuple[str, str] = (str(pair[0]), str(pair[1]))
-        if pair_s in seen:
-            state.at_field(
-                "error",
-                f"organization: currencyConversions[{index}]: the rate from {pair_s[0]} to {pair_s[1]} is "
-                f"already given at currencyConversions[{seen[pair_s]}]; give each direction once",
-                org,
-                ("currencyConversions", index),
-            )
-        else:
-            seen[pair_s] = index
-        if pair_s[0] == pair_s[1]:
-            state.at_field(
-                "warning",
-                f"organization: currencyConversions[{index}]: converts {pair_s[0]} to itself, which "
-                "has no effect",
-                org,
-                ("currencyConversions", index),
-            )
 
 
 def reference_diagnostics(

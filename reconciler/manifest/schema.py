@@ -20,7 +20,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from reconciler import kinds
-from reconciler.manifest.models import Settings
+from reconciler.manifest.settings import Settings
 from reconciler.schemafile import write_or_check
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "manifest.schema.json"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import Diagnostic, Location
-from reconciler.manifest.models import Settings
+from reconciler.manifest.settings import Settings
 
 if TYPE_CHECKING:
     from reconciler.manifest.locate import LazyLocations, Locator

@@ -1,5 +1,8 @@
-"""The registry of managed kinds: the one table that loading, schema, diffing, API paths
-and ordering read, so that adding a kind later is one entry plus its model.
+"""What a registry entry says: :class:`Kind` and its :class:`Reference` statements.
+
+Each kind lives in its own module of this package (its model, its request limits and this
+entry); ``reconciler.kinds`` assembles them into the registry that loading, schema, diffing,
+API paths and ordering read.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from reconciler.manifest import models
+from reconciler.kinds.spec import Spec
 
 # Fields every m3ter entity response carries and nobody may set; never diffed.
 READ_ONLY_FIELDS: frozenset[str] = frozenset(
@@ -118,6 +121,15 @@ class Kind:
     # What outside the managed kinds blocks a delete, read from the backend only when a plan
     # deletes objects of this kind: (backend, ids) -> {id: what is in the way and the fix}.
     delete_guard: Callable[[Any, list[str]], Mapping[str, str]] | None = None
+    # The API's request limits (the store and the emulator refuse bodies outside them):
+    # field -> Spec, from the kind's request schema in openapi-full.json.
+    request_spec: Mapping[str, Spec] = field(default_factory=dict)
+    # Rules across fields of one request body (``body -> problem or None``) that the API
+    # states in words rather than in the schema.
+    body_rules: tuple[Callable[[dict[str, Any]], str | None], ...] = ()
+    # Load-time rules that need every manifest object (``(manifests, state) -> None``, adding
+    # located messages to ``state``): the kind's own domain rules, run by ``manifest.rules``.
+    checks: tuple[Callable[[Any, Any], None], ...] = ()
     # Plain-field references the API spells differently from the manifests (``parent`` ->
     # ``parentAccountId``), by manifest field and by API field: derived once, read for every
     # object the planner compares and every body it diffs.
@@ -133,131 +145,17 @@ class Kind:
         object.__setattr__(self, "renamed_by_api", {r.api_path: r for r in renamed})
 
     @property
+    def prune_modes(self) -> tuple[str, ...]:
+        """What ``settings.prune`` may say for this kind besides ``false``."""
+        return (("archive",) if self.archivable else ()) + (("delete",) if self.deletable else ())
+
+    @property
     def keyed(self) -> bool:
         return not self.singleton
 
     def key_of(self, obj: Mapping[str, Any]) -> str:
         """Identity of an object of this kind: its code, or the kind name for singletons."""
         return self.name if self.singleton else str(obj["code"])
-
-
-def _account_plans_in_the_way(backend: Any, ids: list[str]) -> dict[str, str]:
-    """openapi-full.json, DELETE /accounts/{id}: "This may fail if there are any AccountPlans
-    that reference the Account being deleted." Any account plan, ended or not, counts."""
-    found: dict[str, list[str]] = {}
-    for plan in backend.account_plans(ids):
-        what = plan.get("code") or plan.get("id")
-        span = f"from {str(plan.get('startDate', '?'))[:10]}" + (
-            f" to {str(plan['endDate'])[:10]}" if plan.get("endDate") else ", open-ended")
-        found.setdefault(str(plan.get("accountId")), []).append(f"account plan {what} ({span})")
-    return {
-        account_id: (
-            f"m3ter refuses to delete an account that account plans reference: {', '.join(plans[:5])}"
-            + (f" and {len(plans) - 5} more" if len(plans) > 5 else "")
-            + "; delete those account plans first (ending them is not enough), or keep the account"
-        )
-        for account_id, plans in found.items()
-    }
-
-
-def _picklist(name: str, key: str, path: str, model: type[BaseModel], **extra: Any) -> Kind:
-    """Picklists share their shape: code + name + archived, archive or delete on removal."""
-    return Kind(
-        name=name,
-        manifest_key=key,
-        api_path=f"picklists/{path}",
-        model=model,
-        archivable=True,
-        deletable=True,
-        **extra,
-    )
-
-
-KINDS: tuple[Kind, ...] = (
-    _picklist(
-        "currency", "currencies", "currency", models.Currency,
-        # Seed page "Currencies", Tip: Default Currency?: "a single currency is created by default -
-        # USD. You can go on to archive this currency if not required" - archive, not delete; m3ter
-        # refuses to delete the default currency, so a plan must never contain that delete.
-        undeletable={
-            "USD": "m3ter does not allow deleting the organization's default USD currency; archive it "
-                   "instead (list it with archived: true, or prune currencies with archive)",
-        },
-    ),
-    Kind(
-        name="organizationConfig",
-        manifest_key="organization",
-        api_path="organizationconfig",
-        model=models.OrganizationConfig,
-        singleton=True,
-        put_required=models.ORG_CONFIG_PUT_REQUIRED,
-        references=(
-            Reference("currency", "currency", hint="set organization.currency to another currency"),
-            Reference("currencyConversions[].from", "currency", hint="remove the conversion from organization"),
-            Reference("currencyConversions[].to", "currency", hint="remove the conversion from organization"),
-        ),
-        ordered_lists=frozenset({"creditApplicationOrder"}),
-        list_identity={"currencyConversions": ("from", "to")},
-        title="organization config",
-        change_warnings={
-            "consolidateBills": FieldWarning(
-                "enabling consolidateBills after bills exist: later bills for a bill date start afresh "
-                "and do not update earlier non-consolidated bills; archive or delete those to avoid conflicts",
-                lambda before, after: after is True,
-            ),
-        },
-    ),
-    Kind(
-        name="customFields",
-        manifest_key="customFields",
-        api_path="customfields",
-        model=models.CustomFields,
-        singleton=True,
-        title="custom fields",
-    ),
-    _picklist("creditReason", "creditReasons", "creditreasons", models.CreditReason),
-    _picklist("debitReason", "debitReasons", "debitreasons", models.DebitReason),
-    _picklist("transactionType", "transactionTypes", "transactiontypes", models.TransactionType),
-    Kind(
-        name="account",
-        manifest_key="accounts",
-        api_path="accounts",
-        model=models.Account,
-        deletable=True,
-        references=(
-            Reference("currency", "currency", hint="give it another currency"),
-            Reference("parent", "account", api_path="parentAccountId", by_id=True,
-                      hint="give it another parent (or parent: null), or remove it too"),
-        ),
-        pii_fields=("name", "emailAddress", "address"),
-        ordered_lists=frozenset({"creditApplicationOrder"}),
-        partial_fields=frozenset({"address"}),
-        change_warnings={
-            "purchaseOrderNumber": FieldWarning(
-                "changing purchaseOrderNumber: bills already generated keep the old number when "
-                "recalculated; delete and regenerate a bill to show the new one",
-                # setting a first number changes no existing bill
-                lambda before, after: not (before is None or before == ""),
-            ),
-        },
-        delete_needs_flag=True,
-        delete_guard=_account_plans_in_the_way,
-        delete_warning=(
-            "deleting an account permanently dissociates its usage data; an account created later "
-            "with the same code does not get it back"
-        ),
-    ),
-)
-
-BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
-BY_MANIFEST_KEY: dict[str, Kind] = {k.manifest_key: k for k in KINDS}
-SETTINGS_KEY = "settings"
-TOP_LEVEL_KEYS: tuple[str, ...] = (*(k.manifest_key for k in KINDS), SETTINGS_KEY)
-KIND_NAMES: tuple[str, ...] = tuple(k.name for k in KINDS)
-
-
-def get(name: str) -> Kind:
-    return BY_NAME[name]
 
 
 FieldPath = tuple[str | int, ...]
