@@ -91,6 +91,7 @@ from reconciler.compare import is_empty
 from reconciler.diagnostics import ReconcilerError
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
 from reconciler.lookups import NAMED_REFERENCES, read_targets, unique_names
+from reconciler.plan import LiveState
 
 #: First line of every exported file; ``--force`` only ever removes files starting with it.
 HEADER = "# Written by reconciler export"
@@ -100,9 +101,13 @@ BOUNDARY_MODULUS = 128
 SLUG_MAX = 48
 HASH_LEN = 8
 
-# Kinds written as a directory of files (families grouped by the parent field), and for each
-# the live field naming the parent by id and the manifest field naming it by code.
-_SPLIT_KINDS: dict[str, tuple[str, str]] = {"account": ("parentAccountId", "parent")}
+
+
+def _family_ref(kind: Kind) -> registry.Reference | None:
+    """A kind that refers to itself by id (accounts' ``parent``) makes families: written as a
+    directory of files, parents before children."""
+    return next((r for r in kind.references if r.target == kind.name and r.by_id and r.plain_field), None)
+
 # Booleans worth keeping when false (their defaults differ per organization).
 _KEEP_FALSE_KINDS = frozenset({"organizationConfig"})
 _WINDOWS_RESERVED = frozenset(
@@ -288,19 +293,19 @@ def _sort_key(item: Any) -> str:
 class _Converter:
     """Live entities of one kind -> manifest mappings."""
 
-    def __init__(self, kind: Kind, account_code_by_id: Mapping[str, str], warnings: list[str],
-                 names_by_id: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    def __init__(self, kind: Kind, live: LiveState, warnings: list[str],
+                 names_by_id: Mapping[str, Mapping[str, str]] | None = None,
+                 nested: Mapping[tuple[str, str], dict[str, list[Any]]] | None = None) -> None:
         self.kind = kind
         self.fields = _field_order(kind.model, first=("code", "name"))
         self.known = {f.name for f in self.fields} | READ_ONLY_FIELDS
-        parent = _SPLIT_KINDS.get(kind.name)
-        if parent:
-            self.known.add(parent[0])
-        self.parent = parent
-        self.account_code_by_id = account_code_by_id
+        # references the API holds by id (``parentAccountId``): written by code (``parent``)
+        self.renamed = {name: ref for name, ref in kind.renamed_by_path.items() if ref.by_id}
+        self.known.update(ref.api_path for ref in self.renamed.values())
+        self.live = live
         self.warnings = warnings
         self.skipped: set[str] = set()
-        self.dangling: list[str] = []
+        self.dangling: dict[str, list[str]] = {}  # target kind -> keys of objects naming a missing one
         # name field -> (id field, id -> unique name) for the kind's named references
         # (targets not looked up are absent: their ids are written as ids, without a warning)
         looked_up = names_by_id or {}
@@ -310,12 +315,15 @@ class _Converter:
         }
         self.by_id_field = {id_field: names for id_field, names in self.named.values()}
         self.kept_ids = 0  # ids written as ids: their name is ambiguous or gone
+        # (kind name, host key) -> nesting field -> items written inside this kind's objects
+        self.nested = nested or {}
 
     def convert(self, live: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in self.fields:
-            if self.parent and f.name == self.parent[1]:
-                value = self._parent_code(live)
+            ref = self.renamed.get(f.name)
+            if ref is not None:
+                value = self._code(ref, live)
             elif f.name in self.named:
                 id_field, names = self.named[f.name]
                 ident = live.get(id_field)
@@ -331,17 +339,18 @@ class _Converter:
                 value = self._value(f, live.get(f.name))
             if value is not _DROP:
                 out[f.name] = value
+        if self.nested and self.kind.by_code:
+            out.update(self.nested.get((self.kind.name, str(live.get("code"))), {}))
         self.skipped.update(k for k in live if k not in self.known)
         return out
 
-    def _parent_code(self, live: Mapping[str, Any]) -> Any:
-        assert self.parent is not None
-        parent_id = live.get(self.parent[0])
-        if is_empty(parent_id):
+    def _code(self, ref: registry.Reference, live: Mapping[str, Any]) -> Any:
+        ident = live.get(ref.api_path)
+        if is_empty(ident):
             return _DROP
-        code = self.account_code_by_id.get(str(parent_id))
+        code = self.live.code_by_id(ref.target).get(str(ident))
         if code is None:
-            self.dangling.append(str(live.get("code")))
+            self.dangling.setdefault(ref.target, []).append(self.live.key_of(self.kind, live))
             return _DROP
         return _escape(code)
 
@@ -374,12 +383,12 @@ class _Converter:
         if self.skipped:
             names = ", ".join(sorted(self.skipped))
             self.warnings.append(f"{label}: field(s) {names} not exported (reconciler does not manage them)")
-        if self.dangling:
-            shown = ", ".join(repr(c) for c in sorted(self.dangling)[:5])
-            more = f" and {len(self.dangling) - 5} more" if len(self.dangling) > 5 else ""
+        for target, keys in sorted(self.dangling.items()):
+            shown = ", ".join(repr(c) for c in sorted(keys)[:5])
+            more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+            what = "a parent that is not a live account" if target == label else f"a {target} that does not exist"
             self.warnings.append(
-                f"{label}: {len(self.dangling)} object(s) name a parent that is not a live account "
-                f"({shown}{more}); their parent was left out"
+                f"{label}: {len(keys)} object(s) name {what} ({shown}{more}); that field was left out"
             )
 
 
@@ -484,13 +493,14 @@ def build_files(live: Mapping[str, list[Entity]], selected: Sequence[Kind], org_
     ``names_by_id`` maps a named target (``lookups.STATEMENT_DEFINITION``) to id -> unique
     name; ids found there are written by name."""
     header = _header(org_id)
-    accounts = live.get("account", [])
-    account_code_by_id = {str(a["id"]): str(a.get("code")) for a in accounts if a.get("id") is not None}
+    state = LiveState(dict(live))
+    names = {k.name for k in selected}
+    nested = _nested_docs(state, selected, names, warnings, names_by_id)
     files: dict[str, bytes] = {}
     counts: dict[str, int] = {}
     for kind in selected:
         entities = live.get(kind.name, [])
-        conv = _Converter(kind, account_code_by_id, warnings, names_by_id)
+        conv = _Converter(kind, state, warnings, names_by_id, nested)
         if kind.singleton:
             doc = conv.convert(entities[0]) if entities else {}
             conv.finish()
@@ -501,17 +511,57 @@ def build_files(live: Mapping[str, list[Entity]], selected: Sequence[Kind], org_
                 counts[kind.name] = 0
             continue
         counts[kind.name] = len(entities)
-        if kind.name in _SPLIT_KINDS:
-            groups = _pack(_families(entities, _SPLIT_KINDS[kind.name][0]))
+        # objects written inside their hosts are not written again at top level
+        entities = [e for e in entities if _host_of(state, kind, e, names) is None]
+        family = _family_ref(kind)
+        if family is not None:
+            groups = _pack(_families(entities, family.api_path))
             stems = _unique_names([safe_slug(str(g[0].get("code"))) for g in groups])
             for stem, group in zip(stems, groups, strict=True):
                 docs = [conv.convert(e) for e in group]
                 files[f"{file_name(kind)}/{stem}.yaml"] = _dump(header, {kind.manifest_key: docs})
         elif entities:
-            docs = [conv.convert(e) for e in sorted(entities, key=lambda e: str(e.get("code")))]
+            docs = [conv.convert(e) for e in sorted(entities, key=lambda e: state.key_of(kind, e))]
             files[f"{file_name(kind)}.yaml"] = _dump(header, {kind.manifest_key: docs})
         conv.finish()
     return files, counts
+
+
+def _host_of(state: LiveState, kind: Kind, entity: Entity, exported: set[str]) -> tuple[str, str] | None:
+    """(nesting field, host code) when ``entity`` is written inside an exported host object
+    (a pricing under its plan), else None."""
+    for nesting in kind.nested_in:
+        if nesting.host not in exported:
+            continue
+        ref = kind.renamed_by_path.get(nesting.reference)
+        if ref is None:
+            continue
+        ident = entity.get(ref.api_path)
+        code = state.code_by_id(nesting.host).get(str(ident)) if not is_empty(ident) else None
+        if code is not None:
+            return nesting.field, code
+    return None
+
+
+def _nested_docs(state: LiveState, selected: Sequence[Kind], exported: set[str], warnings: list[str],
+                 names_by_id: Mapping[str, Mapping[str, str]] | None) -> dict[tuple[str, str], dict[str, list[Any]]]:
+    """(host kind, host code) -> nesting field -> the nested objects written inside it, in key
+    order, without the field that names the host (implied by where they are written)."""
+    out: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    for kind in selected:
+        if not kind.nested_in:
+            continue
+        conv = _Converter(kind, state, warnings, names_by_id)
+        for entity in sorted(state.of(kind.name), key=lambda e: state.key_of(kind, e)):
+            host = _host_of(state, kind, entity, exported)
+            if host is None:
+                continue
+            nesting = next(n for n in kind.nested_in if n.field == host[0] and n.host in exported)
+            doc = conv.convert(entity)
+            doc.pop(nesting.reference, None)
+            item: Any = doc[nesting.scalar] if nesting.scalar and list(doc) == [nesting.scalar] else doc
+            out.setdefault((nesting.host, host[1]), {}).setdefault(nesting.field, []).append(item)
+    return out
 
 
 # ---------------------------------------------------------------------------- writing
@@ -634,7 +684,10 @@ def export_organization(
     selected = resolve_kinds(kinds) if kinds is not None else list(registry.KINDS)
     root = Path(out_dir)
     check_out_dir(root, force=force)  # fail fast, before reading a big organization
-    live = backend.fetch_live({k.name: None for k in selected})
+    # the targets of their references too: ids are written as the targets' codes
+    wanted = {k.name: None for k in selected}
+    wanted.update({ref.target: None for k in selected for ref in k.references if ref.by_id})
+    live = backend.fetch_live(wanted)
     warnings: list[str] = []
     files, counts = build_files(live, selected, backend.org_id, warnings, _names_by_id(backend, live))
     removed = write_files(root, files, force=force)

@@ -116,7 +116,7 @@ class _Constraints:
             if not any(ref.target in target_kinds for ref in kind.references):
                 continue
             for entity in self.live.of(kind.name):
-                key = kind.key_of(entity) if kind.keyed else kind.name
+                key = self.live.key_of(kind, entity)
                 for ref, code in self._refs(kind, entity):
                     target = (ref.target, code)
                     if target not in removed:
@@ -187,7 +187,8 @@ class _Constraints:
             return
         parent_live: dict[str, str | None] = {}
         for entity in self.live.of(kind.name):
-            parent_live[kind.key_of(entity)] = next((c for r, c in self._refs(kind, entity) if r is ref), None)
+            parent_live[self.live.key_of(kind, entity)] = next(
+                (c for r, c in self._refs(kind, entity) if r is ref), None)
         parent_after = dict(parent_live)
         moving: dict[str, int] = {}  # code -> change that puts it under a new parent
         for i, change in enumerate(self.changes):

@@ -96,12 +96,34 @@ class LiveState:
         return self.complete.get(kind, True)
 
     def code_by_id(self, kind: str) -> dict[str, str]:
-        """id -> code of the live objects of ``kind`` (for references the API holds by id)."""
+        """id -> code (key, for a composite identity) of the live objects of ``kind``: for
+        references the API holds by id."""
         index = self._codes_by_id.get(kind)
         if index is None:
-            index = {str(e["id"]): str(e.get("code")) for e in self.of(kind) if "id" in e}
+            registered = kinds.BY_NAME.get(kind)
+            if registered is None or registered.by_code:
+                index = {str(e["id"]): str(e.get("code")) for e in self.of(kind) if "id" in e}
+            else:
+                index = {str(e["id"]): self.key_of(registered, e) for e in self.of(kind) if "id" in e}
             self._codes_by_id[kind] = index
         return index
+
+    def key_of(self, kind: Kind, entity: Mapping[str, Any]) -> str:
+        """The key of an API-shaped object (a live entity or a request body) of ``kind``, as the
+        manifests would write it: its code, the kind name for singletons, or its composite
+        identity with references by code (``$ref`` placeholders of a body included)."""
+        if kind.singleton:
+            return kind.name
+        if kind.by_code:
+            return str(entity.get("code"))
+        renamed = kind.renamed_by_path
+
+        def value(name: str) -> Any:
+            ref = renamed.get(name)
+            return entity.get(name) if ref is None else _code_of(ref, entity.get(ref.api_path), self)
+
+        key = kind.key_from(value)
+        return key if key is not None else f"id={entity.get('id')}"
 
     def id_by_code(self, kind: str) -> dict[str, str]:
         index = self._ids_by_code.get(kind)
@@ -283,7 +305,7 @@ def _unmatched(only: Selection, manifests: Manifests, live: LiveState) -> list[s
     out = []
     for kind_name, code in sorted(only.objects):
         kind = kinds.get(kind_name)
-        if code in manifests.of_kind(kind_name) or any(kind.key_of(e) == code for e in live.of(kind_name)):
+        if code in manifests.of_kind(kind_name) or any(live.key_of(kind, e) == code for e in live.of(kind_name)):
             continue
         where = "the manifests or the organization" if live.is_complete(kind_name) else "the manifests"
         out.append(f"--only {kind_name}/{code} matches no {kind_name} in {where}")
@@ -319,8 +341,12 @@ class _Planner:
     def plan_keyed(self, kind: Kind) -> None:
         desired_by_code = self.manifests.of_kind(kind.name)
         live_by_code: dict[str, Entity] = {}
-        for entity in self.live.of(kind.name):
-            live_by_code.setdefault(str(entity.get("code")), entity)
+        if kind.by_code:
+            for entity in self.live.of(kind.name):
+                live_by_code.setdefault(str(entity.get("code")), entity)
+        else:
+            for entity in self.live.of(kind.name):
+                live_by_code.setdefault(self.live.key_of(kind, entity), entity)
         prune_mode = getattr(self.settings.prune, kind.manifest_key, False)
 
         for code, desired in desired_by_code.items():

@@ -261,7 +261,7 @@ def check_against_live(saved: SavedPlan, backend: Backend) -> Plan:
     for kind_name, entities in objects.items():
         kind = kinds.get(kind_name)
         for entity in entities:
-            by_key.setdefault((kind_name, kind.key_of(entity)), entity)
+            by_key.setdefault((kind_name, live.key_of(kind, entity)), entity)
     problems.extend(_outside_selection(plan))
     seen: set[tuple[str, str]] = set()
     for change in plan.changes:
@@ -316,7 +316,8 @@ def _check_change(change: Change, current: Mapping[str, Any] | None, live: LiveS
         if kind.singleton:
             return ["a singleton cannot be created"]
         recomputed = diff_body(kind, change.body, {}, live)
-        problems = [] if change.body.get("code") == change.key else ["the body's code is not the change's key"]
+        problems = [] if live.key_of(kind, change.body) == change.key else [
+            "the body's identity is not the change's key"]
         return problems + _diff_problems(change, recomputed)
     if current is None:
         return [f"no longer exists; the plan expected id {change.id} at version {change.version}"]
@@ -334,8 +335,8 @@ def _check_change(change: Change, current: Mapping[str, Any] | None, live: LiveS
     problems = []
     if change.body.get("version") != change.version:
         problems.append("the body's version is not the recorded version")
-    if kind.keyed and change.body.get("code") != change.key:
-        problems.append("the body's code is not the change's key")
+    if kind.keyed and live.key_of(kind, change.body) != change.key:
+        problems.append("the body's identity is not the change's key")
     recomputed = diff_body(kind, change.body, current, live)
     action = action_of(recomputed)
     if change.action != action:

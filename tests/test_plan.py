@@ -20,7 +20,7 @@ def manifests(settings: dict[str, Any] | None = None, **by_kind: list[dict[str, 
         items = [value] if kind.singleton else value
         assert isinstance(items, list)
         for fields in items:
-            key = kind.key_of(fields)
+            key = kind.key_in_manifest(fields)
             objects[name][key] = DesiredObject(name, key, dict(fields), Location("m.yaml", line, 1))
             line += 1
     return Manifests(objects=objects, settings=Settings.model_validate(settings or {}))

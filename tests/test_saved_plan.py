@@ -145,7 +145,7 @@ def test_code_edited_in_the_body_is_refused(saved: tuple[Path, Path, str]) -> No
     db, out, _ = saved
     rewrite(out, lambda doc: doc["changes"][0]["body"].update(code="other"))
     result = apply_saved(db, out)
-    assert result.code == 1 and "the body's code is not the change's key" in result.stderr
+    assert result.code == 1 and "the body's identity is not the change's key" in result.stderr
 
 
 def test_removed_refusal_is_recomputed(tmp_path: Path) -> None:

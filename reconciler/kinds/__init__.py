@@ -16,6 +16,7 @@ from reconciler.kinds.base import (
     FieldPath,
     FieldWarning,
     Kind,
+    Nesting,
     Reference,
     api_values,
     referenced_codes,
@@ -39,6 +40,13 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (*(k.manifest_key for k in KINDS), SETTINGS_KE
 KIND_NAMES: tuple[str, ...] = tuple(k.name for k in KINDS)
 
 
+# host kind name -> (nested kind, how it nests): what the loader looks for inside a host.
+NESTED_BY_HOST: dict[str, tuple[tuple[Kind, Nesting], ...]] = {
+    host: tuple((k, n) for k in KINDS for n in k.nested_in if n.host == host)
+    for host in {n.host for k in KINDS for n in k.nested_in}
+}
+
+
 def get(name: str) -> Kind:
     return BY_NAME[name]
 
@@ -48,12 +56,14 @@ __all__ = [
     "BY_NAME",
     "KINDS",
     "KIND_NAMES",
+    "NESTED_BY_HOST",
     "READ_ONLY_FIELDS",
     "SETTINGS_KEY",
     "TOP_LEVEL_KEYS",
     "FieldPath",
     "FieldWarning",
     "Kind",
+    "Nesting",
     "Reference",
     "api_values",
     "get",

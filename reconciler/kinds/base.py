@@ -72,6 +72,21 @@ def _plain_field(steps: tuple[str, ...]) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Nesting:
+    """Objects of a kind that a manifest may also write inside an object of ``host``, in the
+    list ``field`` (a plan's ``pricings``, an account's ``accountPlans``): each item gets the
+    host's code in its ``reference`` field, which the item must not repeat. With ``scalar``,
+    items may be bare codes that fill that field (a plan group's ``plans: [CODE, ...]``).
+    Nesting is a manifest convenience only: the objects are planned, ordered and sent like any
+    other of their kind, and ``export`` writes them back nested."""
+
+    host: str  # kind name
+    field: str
+    reference: str
+    scalar: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FieldWarning:
     """A warning attached to a change of one field, when ``applies(before, after)``."""
 
@@ -86,6 +101,15 @@ class Kind:
     api_path: str  # below /organizations/{orgId}/
     model: type[BaseModel]
     singleton: bool = False
+    # What identifies an object: manifest fields whose values make its key; ``a|b`` takes
+    # whichever of the two is set (a pricing belongs to a plan or a plan template). The usual
+    # ``("code",)`` makes the code the key. A reference among them is compared by the
+    # target's code, so a key reads the same in manifests and live.
+    identity: tuple[str, ...] = ("code",)
+    # With a composite identity: an object that has a code is known by it instead.
+    code_first: bool = False
+    # Where else a manifest may write objects of this kind (``Nesting``).
+    nested_in: tuple[Nesting, ...] = ()
     # What people read in text and markdown ("organization config"): a singleton has no
     # code, so ``update organizationConfig organizationConfig`` would say its name twice.
     # Defaults to ``name``; JSON always keeps ``kind`` and ``key``.
@@ -153,9 +177,45 @@ class Kind:
     def keyed(self) -> bool:
         return not self.singleton
 
-    def key_of(self, obj: Mapping[str, Any]) -> str:
-        """Identity of an object of this kind: its code, or the kind name for singletons."""
-        return self.name if self.singleton else str(obj["code"])
+    @property
+    def by_code(self) -> bool:
+        """True when an object's key is its code (every kind but composite ones)."""
+        return self.identity == ("code",)
+
+    def key_from(self, value: Callable[[str], Any]) -> str | None:
+        """An object's key from ``value(field)`` (its manifest-shaped fields): the code, or for
+        a composite identity ``plan=pro, aggregation=calls, startDate=...``. None when a part
+        is missing (validation says what)."""
+        if self.singleton:
+            return self.name
+        if not self.by_code and self.code_first:
+            code = value("code")
+            if isinstance(code, str) and code:
+                return code
+        parts: list[str] = []
+        for group in self.identity:
+            for name in group.split("|"):
+                got = value(name)
+                if got is not None and got != "":
+                    parts.append(str(got) if self.by_code else f"{name}={got}")
+                    break
+            else:
+                return None
+        return ", ".join(parts)
+
+    def key_in_manifest(self, fields: Mapping[str, Any]) -> str | None:
+        """The key of an object as a manifest writes it (codes for references)."""
+        if self.singleton:
+            return self.name
+        if self.by_code:
+            code = fields.get("code")
+            return code if type(code) is str else None
+        return self.key_from(lambda name: _scalar(fields.get(name)))
+
+
+def _scalar(value: Any) -> Any:
+    """Only plain values make a key; anything else leaves the key unset (validation reports it)."""
+    return value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
 
 
 FieldPath = tuple[str | int, ...]

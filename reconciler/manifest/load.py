@@ -219,22 +219,80 @@ def _keyed(file: str, doc: ParsedDocument, kind: Kind, value: Any, key_loc: Loca
 
 def _claim_code(state: LoadState, per_kind: dict[str, DesiredObject], obj: DesiredObject, kind: Kind,
                 index: int) -> None:
-    """The object takes its code as its key; a second object with a code already taken is
-    reported at its own place, naming the first. A missing or mistyped code is left to
-    validation, which says what is wrong with it."""
-    code = obj.fields.get("code")
+    """The object takes its key (its code, or its composite identity) as its key; a second
+    object with a key already taken is reported at its own place, naming the first. A missing
+    or mistyped code is left to validation, which says what is wrong with it. Objects nested
+    in it (``Kind.nested_in``) are collected as objects of their own kinds."""
+    nested = kinds.NESTED_BY_HOST.get(kind.name)
+    if nested:
+        _unnest(state, obj, nested)
+    code = obj.fields.get("code") if kind.by_code else kind.key_in_manifest(obj.fields)
     if type(code) is not str:
         return
     obj.key = code
     first = per_kind.get(code)
     if first is not None:
+        what = f"{kind.name} code" if kind.by_code else kind.name
         state.error(
-            f"{kind.manifest_key}[{index}]: duplicate {kind.name} code {code!r}, first declared at "
-            f"{first.location}; each code may appear once across all manifests",
+            f"{_place(obj)}: duplicate {what} {code!r}, first declared at "
+            f"{first.location}; each {'code' if kind.by_code else 'one'} may appear once across all manifests",
             obj.location,
         )
         return
     per_kind[code] = obj
+
+
+def _place(obj: DesiredObject) -> str:
+    """``accounts[3]`` or ``plans[0].pricings[2]``: where an object sits in its document."""
+    path = obj.node_path[1:]
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def _unnest(state: LoadState, host: DesiredObject, nested: tuple[tuple[Kind, kinds.Nesting], ...]) -> None:
+    """Take the nested lists out of a host object (its model does not know them) and collect
+    their items as objects of the nested kinds, each naming the host by its code."""
+    fields = host.fields
+    if not any(n.field in fields for _, n in nested):
+        return
+    host.fields = fields = dict(fields)
+    host_code = fields.get("code")
+    for kind, nesting in nested:
+        if nesting.field not in fields:
+            continue
+        value = fields.pop(nesting.field)
+        if value is None:
+            continue
+        place = f"{_place(host)}.{nesting.field}"
+        if not isinstance(value, list):
+            state.at_field("error", f"{place}: must be a list (got {_kind_of(value)})", host, (nesting.field,))
+            continue
+        if type(host_code) is not str:
+            continue  # validation reports the host's code; its nested objects cannot name it
+        per_kind = state.objects[kind.name]
+        items = state.items[kind.name]
+        for index, item in enumerate(value):
+            if nesting.scalar and not isinstance(item, dict | list) and item is not None:
+                item = {nesting.scalar: item}
+            if not isinstance(item, dict):
+                state.at_field("error", f"{place}[{index}]: must be a mapping of fields (got {_kind_of(item)})",
+                               host, (nesting.field, index))
+                continue
+            if nesting.reference in item:
+                state.at_field(
+                    "error",
+                    f"{place}[{index}]: {nesting.reference}: leave it out; an object written under "
+                    f"{host.kind} {host_code!r} belongs to it",
+                    host, (nesting.field, index, nesting.reference))
+                continue
+            obj = DesiredObject(kind.name, "", {nesting.reference: host_code, **item}, host._location,
+                                (*host.node_path, nesting.field, index), host._lazy)
+            if host._lazy is not None:
+                host._lazy.add(obj)
+            items.append(obj)
+            _claim_code(state, per_kind, obj, kind, index)
 
 
 def _fast_shape_ok(data: Any) -> bool:
