@@ -69,7 +69,7 @@ def _wanted(manifests: Manifests, backend: Backend) -> dict[str, Collection[str]
     pruned = {k.name for k in kinds.KINDS if getattr(manifests.settings.prune, k.manifest_key, False)}
     for kind in kinds.KINDS:
         wanted[kind.name] = None
-        if kind.singleton or limit <= 0 or kind.name in pruned:
+        if kind.singleton or limit <= 0 or kind.name in pruned or not (kind.by_code and kind.codes_filter):
             continue
         if any(ref.target in pruned for ref in kind.references):
             continue

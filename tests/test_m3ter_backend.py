@@ -167,7 +167,7 @@ class FakeM3ter:
         codes = {c for k, v in query if k == "codes" for c in v.split(",")}
         archived = dict(query).get("archived")
         page_size = int(dict(query).get("pageSize", "10"))
-        assert 1 <= page_size <= 100
+        assert 1 <= page_size <= 200  # 200: products and plan groups (openapi-full.json)
         start = int(dict(query).get("nextToken", "0"))
         items = list(store.values())
         if codes:

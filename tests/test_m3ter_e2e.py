@@ -26,7 +26,9 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.testing import RunningEmulator, running_emulator
 from tests.openapi_full import full_document_mode  # noqa: F401  (autouse: plain and --extra-fields, validated)
 
-PICKLISTS = [k for k in kinds.KINDS if k.archivable]
+# picklists whose only required field is name (bill grouping keys also need exclusive)
+PICKLISTS = [k for k in kinds.KINDS
+             if k.archivable and not any(s.required for n, s in k.request_spec.items() if n != "name")]
 ACCOUNT = kinds.get("account")
 CURRENCY = kinds.get("currency")
 ORG_CONFIG = kinds.get("organizationConfig")

@@ -340,10 +340,11 @@ class M3terBackend(Backend):
         Picklists are listed twice, without a filter and with ``archived=true``, because the
         API documents the flag two ways and never states its default (API-NOTES).
         """
-        variants: list[Params] = [[]]
+        base: Params = list(kind.list_params)
+        variants: list[Params] = [base]
         if kind.archivable:
-            variants.append([("archived", "true")])
-        if codes is None:
+            variants.append([*base, ("archived", "true")])
+        if codes is None or not kind.codes_filter or not kind.by_code:
             return [_Listing(v, units=None) for v in variants]
         if any("," in str(c) for c in codes):
             # Array query parameters go comma-joined, as the official SDKs send them

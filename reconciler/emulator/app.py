@@ -333,11 +333,15 @@ class EmulatorApp:
 
     async def list_entities(self, kind: str, request: Request) -> Response:
         org = request.path_params["org"]
-        size = _page_size(request, self.emulator.config.default_page_size, LIST_MAX)
+        registered = kinds.BY_NAME.get(kind)
+        # each endpoint's own pageSize maximum (openapi-full.json: 200 for products and plan groups)
+        size = _page_size(request, self.emulator.config.default_page_size,
+                          registered.page_size if registered is not None else LIST_MAX)
         token = request.query_params.get("nextToken") or None
         ids = _multi(request, "ids")
-        codes = _multi(request, "codes")
-        archivable = kind in kinds.BY_NAME and kinds.get(kind).archivable
+        # an endpoint without a ``codes`` parameter ignores one, like any unknown parameter
+        codes = _multi(request, "codes") if registered is None or registered.codes_filter else None
+        archivable = registered is not None and registered.archivable
         archived = _archived(request, kind, self.emulator.config) if archivable else None
         items, next_token = await run_in_threadpool(
             lambda: self.store.list(

@@ -10,7 +10,7 @@ their references, ``reconciler.order``).
 
 from __future__ import annotations
 
-from reconciler.kinds import account, currency, custom_fields, organization, picklists
+from reconciler.kinds import account, bill_grouping_key, currency, custom_fields, organization, picklists, product
 from reconciler.kinds.base import (
     READ_ONLY_FIELDS,
     FieldPath,
@@ -31,6 +31,8 @@ KINDS: tuple[Kind, ...] = (
     picklists.DEBIT_REASON,
     picklists.TRANSACTION_TYPE,
     account.KIND,
+    bill_grouping_key.KIND,
+    product.KIND,
 )
 
 BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}

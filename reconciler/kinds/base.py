@@ -117,6 +117,12 @@ class Kind:
     archivable: bool = False  # has an ``archived`` flag (picklists)
     deletable: bool = False
     page_size: int = 100  # the list endpoint's maximum pageSize
+    # The list endpoint takes a ``codes`` filter (products, plans, plan templates and plan
+    # groups do not: openapi-full.json), so a plan may read just the codes it manages.
+    codes_filter: bool = True
+    # Query parameters every listing sends (account plans: ``includeall=true``, else only the
+    # plans in effect today are listed).
+    list_params: tuple[tuple[str, str], ...] = ()
     references: tuple[Reference, ...] = ()
     pii_fields: tuple[str, ...] = ()  # masked by --redact-pii
     # Fields whose list order is meaningful; every other list compares as a multiset.
