@@ -552,7 +552,8 @@ CREATE TABLE IF NOT EXISTS entities (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ux_entities_id ON entities (org, kind, id);
 CREATE UNIQUE INDEX IF NOT EXISTS ux_entities_code ON entities (org, kind, code) WHERE code IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ix_entities_parent ON entities (org, parent_id) WHERE parent_id IS NOT NULL;
+DROP INDEX IF EXISTS ix_entities_parent;
+CREATE INDEX IF NOT EXISTS ix_entities_kind_parent ON entities (org, kind, parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_entities_list ON entities (org, kind, seq);
 """
 
