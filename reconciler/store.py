@@ -6,7 +6,9 @@ facade and the local backend behaves like a fresh m3ter organization.
 
 Public API (``kind`` is a kind name from :mod:`reconciler.kinds` or a ``Kind``)::
 
-    store = Store(path, *, fail_rules=None)          # fail_rules None: read RECONCILER_STORE_FAIL
+    store = Store(path, *, fail_rules=None, extra_fields=None, kinds=None)
+                                                     # fail_rules None: read RECONCILER_STORE_FAIL;
+                                                     # kinds None: the registry reconciler.kinds.KINDS
     store.ensure_org(org) -> None                    # create + seed on first use (idempotent)
     store.list(org, kind, *, page_size, next_token=None, ids=None, codes=None, archived=None)
         -> (items, next_token | None)                # newest first, opaque cursor
@@ -53,11 +55,34 @@ Rules (what a fresh m3ter organization does, as far as reconciler cares)
   enums, unknown fields): garbage is refused with ``invalid`` (400) and a message naming
   every problem. ``extra_fields`` (the emulator's ``--extra-fields``) makes some fields
   outside the document known: added to new objects, accepted, cleared when a PUT omits them.
-* Accounts: ``parentAccountId`` must name an existing account and must not make an account its
-  own ancestor; an account with child accounts, or referenced by any account plan (DELETE
-  /accounts/{id} in openapi-full.json), cannot be deleted. ``currency`` on an account
-  and on the organization config (and ``currencyConversions``) must name an existing currency
-  code, and a currency still referenced so cannot be deleted (all 400).
+* References come from the registry, never from code naming a kind: each ``Reference`` of a
+  kind (``Kind.references``; a seeded kind outside the registry: ``SEEDED_REFERENCES``) is a
+  field of the API body (``api_path``, e.g. ``parentAccountId``, ``currencyConversions[].from``)
+  naming an object of its ``target`` kind by id (``by_id``) or by code. All refusals are
+  ``invalid`` (400), every problem of a body in one message:
+
+  - create, update and singleton put: every value must name an existing object of the target
+    kind ("currency: currency 'XYZ' does not exist", "parentAccountId: account <id> does not
+    exist", "currencyConversions[0].from: currency 'GBP' does not exist").
+  - A kind's plain by-id self-reference (an account's ``parentAccountId``) makes a forest:
+    an object cannot be its own parent, nor its own ancestor ("the account would become its
+    own ancestor (a parent cycle)").
+  - delete (and archive, where a reference's ``blocks`` names it; only delete by default):
+    refused while any object of any kind holds a reference to the object whose ``blocks``
+    names the action, one message naming each holding kind, through which fields, how many
+    and the first few ("account 'P' cannot be deleted: it is referenced by 3 child accounts
+    (parentAccountId: 'A', 'B', 'C') and 1 account plan (accountId: <id>); change or delete
+    them first"; "currency 'USD' cannot be deleted: it is referenced by the organization
+    config (currency); change it first"). So an account with child accounts or account plans
+    (DELETE /accounts/{id} in openapi-full.json), or a currency an account or the
+    organization config names, cannot be deleted.
+  - Cost: each value checked on a write is one lookup on the (org, kind, id) or (org, kind,
+    code) unique index (a parent cycle walks the same index up the ``parent_id`` column). A
+    delete looks up holders per referring kind: the kind's ``parent_id`` reference on its
+    index; other plain fields with ``json_extract`` inside SQLite (one pass over that kind's
+    rows, no body parsed in Python); list paths (``currencyConversions[].from``, on small
+    kinds such as the organization config) by parsing only the rows whose JSON text contains
+    the value (an ``instr`` prefilter) and walking them with ``api_values``.
 * Lists are newest first (creation order descending, the autoincrement ``seq`` as a unique
   tiebreak). ``next_token`` is an opaque cursor ("items created before seq N"), stable while
   objects are added or removed. ``archived``: ``None`` = all, ``True`` = only archived,
@@ -66,11 +91,16 @@ Rules (what a fresh m3ter organization does, as far as reconciler cares)
 
 * Statement definitions (``statementDefinition``) and account plans (``accountPlan``) are
   kinds reconciler reads but does not manage: only their seed methods write them; generic
-  reads (``list``, ``get``, ``find``, ``list_all``, ``count``) serve them. An account plan
-  keeps its ``accountId`` in the ``parent_id`` column.
+  reads (``list``, ``get``, ``find``, ``list_all``, ``count``) serve them. A seeded kind that
+  joins the registry becomes an ordinary kind: its entry's references apply and the generic
+  writes serve it.
 
 Storage: one row per entity with the full response JSON in a TEXT column plus indexed
-columns (org, kind, id, code, parent_id, archived, seq). Every write is one
+columns (org, kind, id, code, parent_id, archived, seq). ``parent_id`` holds, per kind, the
+value of its plain by-id self-reference (an account's ``parentAccountId``), else of its first
+plain by-id reference (an account plan's ``accountId``), else nothing; ``meta`` records which
+field per kind, and a store opened with a registry naming another field refills the column
+from the bodies (once). Every write is one
 ``BEGIN IMMEDIATE`` transaction; WAL journal with ``synchronous=NORMAL``, so a process killed
 with SIGKILL mid-apply leaves a consistent database. One connection per thread;
 ``busy_timeout`` lets several processes share a file.
@@ -111,7 +141,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.kinds import BY_NAME, KINDS, READ_ONLY_FIELDS
+from reconciler.kinds import BY_NAME, KINDS, READ_ONLY_FIELDS, Kind, Reference, api_fields, api_values
 from reconciler.kinds.fields import SCHEDULED_BILL_INTERVALS, is_timezone
 from reconciler.kinds.spec import INT64, Spec
 from reconciler.manifest import gcpause
@@ -127,17 +157,31 @@ ORG_CONFIG = "organizationConfig"
 CUSTOM_FIELDS = "customFields"
 CURRENCY = "currency"
 ACCOUNT = "account"
-# Which kinds exist and what shape they have are the registry's facts, as are the read-only
-# audit fields, and each kind's request limits.
-PICKLISTS = tuple(k.name for k in KINDS if k.archivable)
-KEYED_KINDS = tuple(k.name for k in KINDS if k.keyed)
-SINGLETONS = tuple(k.name for k in KINDS if k.singleton)
+# Which kinds exist, what shape they have and what they refer to are the registry's facts
+# (``reconciler.kinds``; each store reads them once, see ``_Rules``), as are the read-only
+# audit fields and each kind's request limits.
 # Kinds reconciler reads but does not manage: the store keeps them so the emulator can serve
 # them and the local backend can answer, and tests seed them (``seed_statement_definition``,
 # ``seed_account_plan``); they have no create/update/delete through the generic methods.
+# Once such a kind joins the registry it is an ordinary kind there (its entry's references
+# replace the ones below, the generic writes serve it) and its seed method keeps working.
 STATEMENT_DEFINITION = "statementDefinition"
 ACCOUNT_PLAN = "accountPlan"
 SEEDED_KINDS = (STATEMENT_DEFINITION, ACCOUNT_PLAN)
+SEEDED_TITLES = {STATEMENT_DEFINITION: "statement definition", ACCOUNT_PLAN: "account plan"}
+# What a seeded kind refers to while it is not in the registry. openapi-full.json, DELETE
+# /organizations/{orgId}/accounts/{id}: "This may fail if there are any AccountPlans that
+# reference the Account being deleted." Any plan counts, ended or not: the description does
+# not limit it to active ones.
+SEEDED_REFERENCES: dict[str, tuple[Reference, ...]] = {
+    ACCOUNT_PLAN: (Reference("accountId", ACCOUNT, by_id=True),),
+}
+# The field ``parent_id`` held per kind before it was derived from the registry: a database
+# written then has no ``parent_id:<kind>`` row in ``meta`` (see ``Store._sync_parent_column``).
+_LEGACY_PARENT_COLUMN = {ACCOUNT: "parentAccountId", ACCOUNT_PLAN: "accountId"}
+# Removal actions the store refuses while a reference that ``blocks`` them is held.
+_BLOCKED_ACTIONS = {"delete": "deleted", "archive": "archived"}
+_PLAIN_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # safe to spell inside a JSON path
 # openapi-full.json, AccountPlanResponse / AggregationFrequency / ChildBillingMode enums.
 AGGREGATION_FREQUENCIES = ("DAY", "WEEK", "MONTH", "QUARTER", "YEAR", "WHOLE_PERIOD")
 CHILD_BILLING_MODES = ("PARENT_SUMMARY", "PARENT_BREAKDOWN", "CHILD")
@@ -187,6 +231,82 @@ def _invalid(message: str) -> StoreError:
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 # Each kind's request limits live in its registry module (``Kind.request_spec``).
 REQUEST_SPECS: dict[str, Mapping[str, Spec]] = {k.name: k.request_spec for k in KINDS}
+
+
+class _Rules:
+    """What a store reads from the kind registry, derived once per store (the default
+    registry's once per process): which names are kinds, which are keyed, singletons,
+    picklists or seeded, and who refers to whom.
+
+    * ``references[name]``: the kind's references (a seeded kind outside the registry: its
+      ``SEEDED_REFERENCES``).
+    * ``column[name]``: the reference whose value the indexed ``parent_id`` column holds:
+      the kind's plain by-id self-reference (an account's ``parentAccountId``: parent cycles
+      are walked and children listed on the index), else its first plain by-id reference (an
+      account plan's ``accountId``), else none.
+    * ``held[(target, action)]``: ``(referrer kind, its references to target whose blocks
+      hold action)`` pairs: what to look at before removing an object of ``target``.
+    """
+
+    def __init__(self, kinds: Iterable[Kind]) -> None:
+        registered = tuple(kinds)
+        self.by_name: dict[str, Kind] = {k.name: k for k in registered}
+        self.keyed = frozenset(k.name for k in registered if k.keyed)
+        self.singletons = frozenset(k.name for k in registered if k.singleton)
+        self.picklists = frozenset(k.name for k in registered if k.archivable)
+        self.seeded = frozenset(n for n in SEEDED_KINDS if n not in self.by_name)
+        self.names = frozenset(self.by_name) | self.seeded
+        self.titles: dict[str, str] = {**SEEDED_TITLES, **{k.name: k.title for k in registered}}
+        self.references: dict[str, tuple[Reference, ...]] = {k.name: k.references for k in registered}
+        for name in self.seeded:
+            self.references[name] = SEEDED_REFERENCES.get(name, ())
+        self.column: dict[str, Reference | None] = {}
+        held: dict[tuple[str, str], dict[str, builtins.list[Reference]]] = {}
+        for name, refs in self.references.items():
+            for ref in refs:
+                if ref.api_field is not None and not _PLAIN_FIELD.match(ref.api_field):
+                    raise ValueError(f"{name}: reference field {ref.api_field!r} is not a plain name")
+                for action in ref.blocks:
+                    held.setdefault((ref.target, action), {}).setdefault(name, []).append(ref)
+            by_id = [r for r in refs if r.by_id and r.api_field is not None]
+            self.column[name] = next((r for r in by_id if r.target == name), by_id[0] if by_id else None)
+        self.held: dict[tuple[str, str], tuple[tuple[str, tuple[Reference, ...]], ...]] = {
+            key: tuple((name, tuple(refs)) for name, refs in by_kind.items()) for key, by_kind in held.items()
+        }
+
+    def title(self, name: str) -> str:
+        return self.titles.get(name, name)
+
+    def name(self, kind: KindLike) -> str:
+        name = kind if isinstance(kind, str) else kind.name
+        if name not in self.names:
+            raise StoreError("invalid", f"unknown kind {name!r}")
+        return name
+
+    def managed(self, kind: KindLike) -> str:
+        """The kind name for a write: seeded (read-only) kinds are written only by their seed methods."""
+        name = self.name(kind)
+        if name in self.seeded:
+            raise _invalid(f"{name} is read-only here; use the store's seed method")
+        return name
+
+    def field_sql(self, name: str, field: str) -> str:
+        """SQL for the value of top-level ``field`` of a ``name`` object: the indexed
+        ``parent_id`` column when it holds that field, else ``json_extract`` of the body."""
+        column = self.column.get(name)
+        if column is not None and column.api_field == field:
+            return "parent_id"
+        if not _PLAIN_FIELD.match(field):  # pragma: no cover - callers pass API field names
+            raise ValueError(f"not a plain field name: {field!r}")
+        return f"json_extract(body, '$.{field}')"
+
+    def column_value(self, name: str, entity: Mapping[str, Any]) -> str | None:
+        column = self.column.get(name)
+        value = entity.get(column.api_field) if column is not None and column.api_field else None
+        return value if isinstance(value, str) else None
+
+
+_DEFAULT_RULES = _Rules(KINDS)
 
 
 def _is_date(value: str) -> bool:
@@ -345,13 +465,15 @@ def _check_object(
     return out
 
 
-def validate_body(kind: str, body: Any, extra: Collection[str] = ()) -> dict[str, Any]:
-    """Check a request body for ``kind`` against the API limits; the cleaned fields (read-only
-    fields and nulls dropped) or StoreError ``invalid`` naming every problem. ``extra``: field
-    names accepted (any value) beyond the document, see ``Store(extra_fields=...)``."""
+def validate_body(kind: str | Kind, body: Any, extra: Collection[str] = ()) -> dict[str, Any]:
+    """Check a request body for ``kind`` (a registry name or a ``Kind``) against the API
+    limits; the cleaned fields (read-only fields and nulls dropped) or StoreError ``invalid``
+    naming every problem. ``extra``: field names accepted (any value) beyond the document,
+    see ``Store(extra_fields=...)``."""
+    entry = BY_NAME[kind] if isinstance(kind, str) else kind
     problems: list[str] = []
-    out = _check_object(body, REQUEST_SPECS[kind], "", problems, drop_read_only=True, extra=extra)
-    for rule in BY_NAME[kind].body_rules:
+    out = _check_object(body, entry.request_spec, "", problems, drop_read_only=True, extra=extra)
+    for rule in entry.body_rules:
         problem = rule(out)
         if problem:
             problems.append(problem)
@@ -437,19 +559,34 @@ def _now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
-def _kind_name(kind: KindLike) -> str:
-    name = kind if isinstance(kind, str) else kind.name
-    if name not in KEYED_KINDS and name not in SINGLETONS and name not in SEEDED_KINDS:
-        raise StoreError("invalid", f"unknown kind {name!r}")
-    return name
+def _show_path(path: Iterable[str | int]) -> str:
+    """``('currencyConversions', 0, 'from')`` -> ``currencyConversions[0].from``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
 
 
-def _managed_name(kind: KindLike) -> str:
-    """The kind name for a write: seeded (read-only) kinds are written only by their seed methods."""
-    name = _kind_name(kind)
-    if name in SEEDED_KINDS:
-        raise _invalid(f"{name} is read-only here; use the store's seed method")
-    return name
+def _plural(noun: str, count: int) -> str:
+    if count == 1:
+        return noun
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1].lower() in ("a", "e", "i", "o", "u") else "a"
+
+
+def _and(parts: builtins.list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _label(entity: Mapping[str, Any]) -> str:
+    """How a message names an object: its code, or its id when it has none."""
+    code = entity.get("code")
+    return repr(code) if code is not None else str(entity.get("id"))
 
 
 def _instant(value: str | _dt.date, what: str) -> str:
@@ -552,7 +689,8 @@ CREATE TABLE IF NOT EXISTS entities (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ux_entities_id ON entities (org, kind, id);
 CREATE UNIQUE INDEX IF NOT EXISTS ux_entities_code ON entities (org, kind, code) WHERE code IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ix_entities_parent ON entities (org, parent_id) WHERE parent_id IS NOT NULL;
+DROP INDEX IF EXISTS ix_entities_parent;
+CREATE INDEX IF NOT EXISTS ix_entities_kind_parent ON entities (org, kind, parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_entities_list ON entities (org, kind, seq);
 """
 
@@ -593,12 +731,16 @@ class Store:
         *,
         fail_rules: builtins.list[FailRule] | None = None,
         extra_fields: Mapping[str, Any] | None = None,
+        kinds: Iterable[Kind] | None = None,
     ) -> None:
         """``extra_fields``: fields outside the official document that this store behaves as
         if it knew (a newer m3ter): every new object gets them with these values unless the
         create body sets them, bodies may carry them, and a PUT that leaves one out clears it
-        like any known field. They test that clients keep live fields they do not manage."""
+        like any known field. They test that clients keep live fields they do not manage.
+        ``kinds``: the registry to serve (default ``reconciler.kinds.KINDS``); tests give one
+        with extra entries to exercise the generic rules."""
         self.path = Path(path)
+        self._rules = _DEFAULT_RULES if kinds is None else _Rules(kinds)
         self.extra_fields: dict[str, Any] = dict(extra_fields or {})
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -616,6 +758,26 @@ class Store:
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._sync_parent_column(conn)
+
+    def _sync_parent_column(self, conn: sqlite3.Connection) -> None:
+        """``parent_id`` holds each kind's ``_Rules.column`` field, recorded in ``meta`` as
+        ``parent_id:<kind>``; when the registry now names another field for a kind (or a
+        database predates the record and held another), the column is refilled from the
+        bodies once, so lookups on it never read a stale field."""
+        recorded = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'parent_id:%'").fetchall())
+        for name, ref in self._rules.column.items():
+            key = f"parent_id:{name}"
+            field = ref.api_field if ref is not None and ref.api_field else ""
+            if recorded.get(key, _LEGACY_PARENT_COLUMN.get(name, "")) != field:
+                value = (  # strings only, as ``_Rules.column_value`` writes it
+                    f"CASE WHEN json_type(body, '$.{field}') = 'text' THEN json_extract(body, '$.{field}') END"
+                    if field
+                    else "NULL"
+                )
+                conn.execute(f"UPDATE entities SET parent_id = {value} WHERE kind = ?", (name,))
+            if recorded.get(key) != field:
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, field))
 
     # ---- connections and transactions
 
@@ -709,15 +871,16 @@ class Store:
         archived: bool | None = None,
     ) -> Page:
         """One page, newest first; the token for the next page or None on the last page."""
-        name = _kind_name(kind)
-        if name in SINGLETONS:
+        name = self._rules.name(kind)
+        if name in self._rules.singletons:
             raise _invalid(f"{name} is a singleton; it has no list")
         return self._page(org, name, page_size, next_token, ids=ids, codes=codes, archived=archived)
 
     def children(self, org: str, account_id: str, *, page_size: int, next_token: str | None = None) -> Page:
         """Child accounts of ``account_id``, newest first (404 when the account does not exist)."""
         self.get(org, ACCOUNT, account_id)
-        return self._page(org, ACCOUNT, page_size, next_token, parent_id=account_id)
+        parent = self._rules.field_sql(ACCOUNT, "parentAccountId")
+        return self._page(org, ACCOUNT, page_size, next_token, extra=[(f"{parent} = ?", (account_id,))])
 
     def _page(
         self,
@@ -729,7 +892,6 @@ class Store:
         ids: Collection[str] | None = None,
         codes: Collection[str] | None = None,
         archived: bool | None = None,
-        parent_id: str | None = None,
         extra: Iterable[tuple[str, Iterable[Any]]] = (),
     ) -> Page:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -739,9 +901,6 @@ class Store:
         if next_token:
             where.append("seq < ?")
             params.append(decode_token(next_token))
-        if parent_id is not None:
-            where.append("parent_id = ?")
-            params.append(parent_id)
         for term, values in extra:
             where.append(term)
             params.extend(values)
@@ -761,7 +920,7 @@ class Store:
         archived: bool | None = None,
     ) -> EntityList:
         """Every object of ``kind`` (archived included unless filtered), newest first, no paging."""
-        name = _kind_name(kind)
+        name = self._rules.name(kind)
         self.ensure_org(org)
         conn = self._conn()
         where, params = _filters(org, name, ids=ids, codes=codes, archived=archived)
@@ -785,13 +944,13 @@ class Store:
         self.ensure_org(org)
         row = (
             self._conn()
-            .execute("SELECT COUNT(*) FROM entities WHERE org = ? AND kind = ?", (org, _kind_name(kind)))
+            .execute("SELECT COUNT(*) FROM entities WHERE org = ? AND kind = ?", (org, self._rules.name(kind)))
             .fetchone()
         )
         return int(row[0])
 
     def find(self, org: str, kind: KindLike, entity_id: str) -> dict[str, Any] | None:
-        name = _kind_name(kind)
+        name = self._rules.name(kind)
         self.ensure_org(org)
         row = (
             self._conn()
@@ -803,12 +962,12 @@ class Store:
     def get(self, org: str, kind: KindLike, entity_id: str) -> dict[str, Any]:
         found = self.find(org, kind, entity_id)
         if found is None:
-            raise StoreError("not_found", f"{_kind_name(kind)} {entity_id} not found")
+            raise StoreError("not_found", f"{self._rules.name(kind)} {entity_id} not found")
         return found
 
     def get_singleton(self, org: str, kind: KindLike) -> dict[str, Any]:
-        name = _kind_name(kind)
-        if name not in SINGLETONS:
+        name = self._rules.name(kind)
+        if name not in self._rules.singletons:
             raise _invalid(f"{name} is not a singleton")
         self.ensure_org(org)
         row = (
@@ -946,7 +1105,9 @@ class Store:
                     (active_at, active_at),
                 )
             )
-        return self._page(org, ACCOUNT_PLAN, page_size, next_token, ids=ids, parent_id=account, extra=extra)
+        if account is not None:
+            extra.append((f"{self._rules.field_sql(ACCOUNT_PLAN, 'accountId')} = ?", (account,)))
+        return self._page(org, ACCOUNT_PLAN, page_size, next_token, ids=ids, extra=extra)
 
     def account_plans_of(self, org: str, account_ids: Collection[str]) -> EntityList:
         """Every account plan (active, future or ended) of the given accounts, newest first:
@@ -956,7 +1117,8 @@ class Store:
             self._conn()
             .execute(
                 "SELECT body FROM entities WHERE org = ? AND kind = ? "
-                "AND parent_id IN (SELECT value FROM json_each(?)) ORDER BY seq DESC",
+                f"AND {self._rules.field_sql(ACCOUNT_PLAN, 'accountId')} IN (SELECT value FROM json_each(?)) "
+                "ORDER BY seq DESC",
                 (org, ACCOUNT_PLAN, _dumps(builtins.list(dict.fromkeys(account_ids)))),
             )
             .fetchall()
@@ -1006,12 +1168,12 @@ class Store:
     def create(
         self, org: str, kind: KindLike, body: Mapping[str, Any], *, actor: str = DEFAULT_ACTOR
     ) -> dict[str, Any]:
-        name = _managed_name(kind)
-        if name in SINGLETONS:
+        name = self._rules.managed(kind)
+        if name in self._rules.singletons:
             raise _invalid(f"{name} is a singleton; it cannot be created")
         if isinstance(body, Mapping) and body.get("version") is not None:
             raise _invalid("version: must not be sent when creating an entity (the new entity gets version 1)")
-        fields = validate_body(name, body, self.extra_fields)
+        fields = validate_body(self._rules.by_name[name], body, self.extra_fields)
         self.ensure_org(org)
         codes = [fields.get("code")]
         err = self._injected("create", name, codes, fields, after=False)
@@ -1033,21 +1195,21 @@ class Store:
     ) -> EntityList:
         """Create several objects in one transaction, all or nothing (for seeding benchmarks
         and tests quickly; same rules as :meth:`create`, no fault injection)."""
-        name = _managed_name(kind)
-        if name in SINGLETONS:
+        name = self._rules.managed(kind)
+        if name in self._rules.singletons:
             raise _invalid(f"{name} is a singleton; it cannot be created")
         self.ensure_org(org)
         checked = []
         for body in bodies:
             if isinstance(body, Mapping) and body.get("version") is not None:
                 raise _invalid("version: must not be sent when creating an entity")
-            checked.append(validate_body(name, body, self.extra_fields))
+            checked.append(validate_body(self._rules.by_name[name], body, self.extra_fields))
         conn = self._conn()
         out: EntityList = []
         with self._write(conn):
-            known: set[str] = set()  # currency codes already found in this batch
+            known: set[tuple[str, bool, Any]] = set()  # reference targets already found in this batch
             for fields in checked:
-                self._check_references(conn, org, name, fields, None, known_currencies=known)
+                self._check_references(conn, org, name, fields, None, known=known)
                 out.append(self._insert(conn, org, name, fields, actor))  # the unique index checks codes
         return out
 
@@ -1055,16 +1217,16 @@ class Store:
         self, org: str, kind: KindLike, entity_id: str, body: Mapping[str, Any], *, actor: str = DEFAULT_ACTOR
     ) -> dict[str, Any]:
         """Replace the entity (PUT): ``body`` must carry the stored ``version``."""
-        name = _managed_name(kind)
-        if name in SINGLETONS:
+        name = self._rules.managed(kind)
+        if name in self._rules.singletons:
             raise _invalid(f"{name} is a singleton; use put_singleton")
         return self._replace(org, name, entity_id, body, actor)
 
     def put_singleton(
         self, org: str, kind: KindLike, body: Mapping[str, Any], *, actor: str = DEFAULT_ACTOR
     ) -> dict[str, Any]:
-        name = _kind_name(kind)
-        if name not in SINGLETONS:
+        name = self._rules.name(kind)
+        if name not in self._rules.singletons:
             raise _invalid(f"{name} is not a singleton")
         return self._replace(org, name, None, body, actor)
 
@@ -1094,8 +1256,9 @@ class Store:
             given = body.get("version")
             if isinstance(given, bool) or not isinstance(given, int | None):
                 raise _invalid("version: must be an integer")
-            fields = validate_body(name, body, self.extra_fields)
-            codes = [name if name in SINGLETONS else stored.get("code"), fields.get("code")]
+            fields = validate_body(self._rules.by_name[name], body, self.extra_fields)
+            rules = self._rules
+            codes = [name if name in rules.singletons else stored.get("code"), fields.get("code")]
             err = self._injected("update", name, codes, fields, after=False)
             if err:
                 raise err  # inside the transaction: rolled back, nothing written
@@ -1106,16 +1269,18 @@ class Store:
                     f"version mismatch for {name} {entity_id}: expected version {version}, given {shown}; "
                     "re-read it and try again",
                 )
-            if name in KEYED_KINDS and fields.get("code") is not None:
+            if name in rules.keyed and fields.get("code") is not None:
                 self._check_unique_code(conn, org, name, fields["code"], entity_id)
             self._check_references(conn, org, name, fields, entity_id)
+            if fields.get("archived") is True and not stored.get("archived"):
+                self._check_unheld(conn, org, name, stored, "archive")
             entity = self._entity(name, entity_id, version + 1, fields, stored, actor)
             conn.execute(
                 "UPDATE entities SET code = ?, parent_id = ?, archived = ?, version = ?, body = ? "
                 "WHERE org = ? AND kind = ? AND id = ?",
                 (
-                    entity.get("code") if name in KEYED_KINDS else None,
-                    entity.get("parentAccountId"),
+                    entity.get("code") if name in rules.keyed else None,
+                    rules.column_value(name, entity),
                     1 if entity.get("archived") else 0,
                     version + 1,
                     _dumps(entity),
@@ -1131,8 +1296,8 @@ class Store:
 
     def delete(self, org: str, kind: KindLike, entity_id: str, *, actor: str = DEFAULT_ACTOR) -> dict[str, Any]:
         """Remove the entity and return it as it was."""
-        name = _managed_name(kind)
-        if name in SINGLETONS:
+        name = self._rules.managed(kind)
+        if name in self._rules.singletons:
             raise _invalid(f"{name} is a singleton; it cannot be deleted")
         self.ensure_org(org)
         conn = self._conn()
@@ -1147,35 +1312,7 @@ class Store:
             err = self._injected("delete", name, codes, None, after=False)
             if err:
                 raise err  # inside the transaction: rolled back, nothing written
-            if name == ACCOUNT:
-                (children,) = conn.execute(
-                    "SELECT COUNT(*) FROM entities WHERE org = ? AND kind = ? AND parent_id = ?",
-                    (org, ACCOUNT, entity_id),
-                ).fetchone()
-                if children:
-                    raise _invalid(
-                        f"account {entity.get('code')!r} has {children} child account"
-                        f"{'' if children == 1 else 's'}; delete them or change their parent first"
-                    )
-                # openapi-full.json, DELETE /organizations/{orgId}/accounts/{id}: "This may fail if
-                # there are any AccountPlans that reference the Account being deleted." Any plan
-                # counts, ended or not: the description does not limit it to active ones.
-                plans = [
-                    str(r[0])
-                    for r in conn.execute(
-                        "SELECT id FROM entities WHERE org = ? AND kind = ? AND parent_id = ? ORDER BY seq",
-                        (org, ACCOUNT_PLAN, entity_id),
-                    )
-                ]
-                if plans:
-                    shown = ", ".join(plans[:5]) + (", ..." if len(plans) > 5 else "")
-                    raise _invalid(
-                        f"account {entity.get('code')!r} cannot be deleted: {len(plans)} account plan"
-                        f"{' references' if len(plans) == 1 else 's reference'} it ({shown}); "
-                        "delete those account plans first"
-                    )
-            if name == CURRENCY:
-                self._check_currency_unused(conn, org, str(entity.get("code")))
+            self._check_unheld(conn, org, name, entity, "delete")
             conn.execute("DELETE FROM entities WHERE org = ? AND kind = ? AND id = ?", (org, name, entity_id))
         err = self._injected("delete", name, codes, None, after=True)
         if err:
@@ -1184,8 +1321,8 @@ class Store:
 
     # ---- write helpers (inside a transaction)
 
-    @staticmethod
     def _entity(
+        self,
         name: str,
         entity_id: str,
         version: int,
@@ -1196,7 +1333,7 @@ class Store:
         now = _now()
         entity: dict[str, Any] = {"id": entity_id, "version": version}
         entity.update(fields)
-        if name in PICKLISTS:
+        if name in self._rules.picklists:
             entity.setdefault("archived", False)
         entity["dtCreated"] = previous.get("dtCreated", now) if previous else now
         entity["dtLastModified"] = now
@@ -1210,7 +1347,7 @@ class Store:
         if self.extra_fields:
             fields = {**json.loads(_dumps(self.extra_fields)), **fields}  # a deep copy of the defaults
         entity = self._entity(name, str(uuid.uuid4()), 1, fields, None, actor)
-        code = entity.get("code") if name in KEYED_KINDS else None
+        code = entity.get("code") if name in self._rules.keyed else None
         try:
             conn.execute(
                 "INSERT INTO entities (org, kind, id, code, parent_id, archived, version, body) "
@@ -1220,7 +1357,7 @@ class Store:
                     name,
                     entity["id"],
                     code,
-                    entity.get("accountId") if name == ACCOUNT_PLAN else entity.get("parentAccountId"),
+                    self._rules.column_value(name, entity),
                     1 if entity.get("archived") else 0,
                     1,
                     _dumps(entity),
@@ -1248,73 +1385,154 @@ class Store:
         fields: Mapping[str, Any],
         entity_id: str | None,
         *,
-        known_currencies: set[str] | None = None,
+        known: set[tuple[str, bool, Any]] | None = None,
     ) -> None:
+        """Every reference value in ``fields`` (an object of ``name``, ``entity_id`` None on
+        create) must name an existing object of its target kind, by id or by code; the
+        kind's parent (its plain by-id self-reference, kept in ``parent_id``) must not be the
+        object itself or make it its own ancestor. One indexed lookup per value; ``known``
+        (a batch's cache) skips targets already found. All problems in one ``invalid``."""
         problems: builtins.list[str] = []
-        currencies: builtins.list[tuple[str, str]] = []
-        if name in (ACCOUNT, ORG_CONFIG) and fields.get("currency") is not None:
-            currencies.append(("currency", fields["currency"]))
-        if name == ORG_CONFIG:
-            for i, conv in enumerate(fields.get("currencyConversions") or []):
-                for end in ("from", "to"):
-                    if conv.get(end) is not None:
-                        currencies.append((f"currencyConversions[{i}].{end}", conv[end]))
-        for where, code in currencies:
-            if known_currencies is not None and code in known_currencies:
-                continue
-            found = conn.execute(
-                "SELECT 1 FROM entities WHERE org = ? AND kind = ? AND code = ?", (org, CURRENCY, code)
-            ).fetchone()
-            if found is None:
-                problems.append(f"{where}: currency {code!r} does not exist")
-            elif known_currencies is not None:
-                known_currencies.add(code)
-        if name == ACCOUNT and fields.get("parentAccountId") is not None:
-            parent = fields["parentAccountId"]
-            if parent == entity_id:
-                problems.append("parentAccountId: an account cannot be its own parent")
-            else:
+        rules = self._rules
+        parent = rules.column.get(name)
+        for ref in rules.references.get(name, ()):
+            plain = ref.api_field
+            located = [(fields.get(plain), (plain,))] if plain is not None else api_fields(ref, fields)
+            for value, path in located:
+                if value is None or value == "":
+                    continue
+                where, what = _show_path(path), rules.title(ref.target)
+                shown = str(value) if ref.by_id else repr(value)
+                key = (ref.target, ref.by_id, value)
+                if known is not None and key in known:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    problems.append(f"{where}: {what} {value!r} does not exist")
+                    continue
+                forest = ref is parent and ref.target == name
+                if forest and value == entity_id:
+                    problems.append(f"{where}: {_article(what)} {what} cannot be its own parent")
+                    continue
+                column = "id" if ref.by_id else "code"
                 row = conn.execute(
-                    "SELECT parent_id FROM entities WHERE org = ? AND kind = ? AND id = ?", (org, ACCOUNT, parent)
+                    f"SELECT parent_id FROM entities WHERE org = ? AND kind = ? AND {column} = ?",
+                    (org, ref.target, value),
                 ).fetchone()
                 if row is None:
-                    problems.append(f"parentAccountId: account {parent} does not exist")
-                elif entity_id is not None:
-                    seen = {parent}
-                    ancestor = row[0]
-                    while ancestor is not None and ancestor not in seen:
-                        if ancestor == entity_id:
-                            problems.append(
-                                "parentAccountId: the account would become its own ancestor (a parent cycle)"
-                            )
-                            break
-                        seen.add(ancestor)
-                        nxt = conn.execute(
-                            "SELECT parent_id FROM entities WHERE org = ? AND kind = ? AND id = ?",
-                            (org, ACCOUNT, ancestor),
-                        ).fetchone()
-                        ancestor = nxt[0] if nxt else None
+                    problems.append(f"{where}: {what} {shown} does not exist")
+                    continue
+                if known is not None:
+                    known.add(key)
+                cycle = forest and entity_id is not None
+                if cycle and self._is_ancestor(conn, org, name, str(entity_id), str(value), row[0]):
+                    problems.append(f"{where}: the {what} would become its own ancestor (a parent cycle)")
         if problems:
             raise _invalid("; ".join(problems))
 
     @staticmethod
-    def _check_currency_unused(conn: sqlite3.Connection, org: str, code: str) -> None:
-        users: builtins.list[str] = []
-        row = conn.execute("SELECT body FROM entities WHERE org = ? AND kind = ?", (org, ORG_CONFIG)).fetchone()
-        if row is not None:
-            config = json.loads(row[0])
-            if config.get("currency") == code:
-                users.append("the organization config (billing currency)")
-            elif any(code in (c.get("from"), c.get("to")) for c in config.get("currencyConversions") or []):
-                users.append("the organization config (currencyConversions)")
-        (accounts,) = conn.execute(
-            "SELECT COUNT(*) FROM entities WHERE org = ? AND kind = ? AND json_extract(body, '$.currency') = ?",
-            (org, ACCOUNT, code),
-        ).fetchone()
-        if accounts:
-            users.append(f"{accounts} account{'' if accounts == 1 else 's'}")
-        if users:
-            raise _invalid(f"currency {code!r} is in use by {' and '.join(users)}; it cannot be deleted")
+    def _is_ancestor(
+        conn: sqlite3.Connection, org: str, name: str, entity_id: str, parent: str, grandparent: str | None
+    ) -> bool:
+        """Whether ``entity_id`` is an ancestor of ``parent`` (whose own parent is
+        ``grandparent``), walking ``parent_id`` on the unique (org, kind, id) index."""
+        seen = {parent}
+        ancestor = grandparent
+        while ancestor is not None and ancestor not in seen:
+            if ancestor == entity_id:
+                return True
+            seen.add(ancestor)
+            row = conn.execute(
+                "SELECT parent_id FROM entities WHERE org = ? AND kind = ? AND id = ?", (org, name, ancestor)
+            ).fetchone()
+            ancestor = row[0] if row else None
+        return False
+
+    def _check_unheld(
+        self, conn: sqlite3.Connection, org: str, name: str, entity: Mapping[str, Any], action: str
+    ) -> None:
+        """Refuse ``action`` ("delete", "archive") on ``entity`` while any object holds a
+        reference to it whose ``blocks`` name that action: one ``invalid`` naming every kind
+        that holds it, how many objects, through which fields, and the first few of them."""
+        parts: builtins.list[str] = []
+        holders = 0
+        any_keyed = False
+        for referrer, refs in self._rules.held.get((name, action), ()):
+            count, held_fields, sample = self._holders(conn, org, referrer, refs, entity)
+            if not count:
+                continue
+            holders += count
+            fields_text = ", ".join(held_fields)
+            title = self._rules.title(referrer)
+            if referrer in self._rules.singletons:
+                parts.append(f"the {title} ({fields_text})")
+                continue
+            any_keyed = True
+            noun = f"child {title}" if referrer == name else title
+            more = count - len(sample)
+            shown = ", ".join(sample) + (f" and {more} more" if more > 0 else "")
+            parts.append(f"{count} {_plural(noun, count)} ({fields_text}: {shown})")
+        if parts:
+            todo = "change or delete" if any_keyed else "change"
+            raise _invalid(
+                f"{self._rules.title(name)} {_label(entity)} cannot be {_BLOCKED_ACTIONS.get(action, action)}: "
+                f"it is referenced by {_and(parts)}; {todo} {'it' if holders == 1 else 'them'} first"
+            )
+
+    _SAMPLE = 5  # referrers named in a refusal
+
+    def _holders(
+        self,
+        conn: sqlite3.Connection,
+        org: str,
+        referrer: str,
+        refs: tuple[Reference, ...],
+        entity: Mapping[str, Any],
+    ) -> tuple[int, builtins.list[str], builtins.list[str]]:
+        """How many ``referrer`` objects hold ``entity`` through ``refs``, which of the refs'
+        fields do, and the labels of the first few (oldest first).
+
+        Plain fields are matched in SQL: the indexed ``parent_id`` column when it holds the
+        field (an account's children, an account plan's account), else ``json_extract`` over
+        the referrer kind's rows, evaluated inside SQLite (no body reaches Python). List paths
+        (``currencyConversions[].from``: the organization config, small kinds) are matched in
+        Python over the rows whose JSON text contains the value (an ``instr`` prefilter)."""
+        wanted = [(ref, entity.get("id") if ref.by_id else entity.get("code")) for ref in refs]
+        wanted = [(ref, value) for ref, value in wanted if value is not None]
+        if not wanted:
+            return 0, [], []
+        if all(ref.api_field is not None for ref, _ in wanted):
+            terms = [f"{self._rules.field_sql(referrer, str(ref.api_field))} = ?" for ref, _ in wanted]
+            values = [value for _, value in wanted]
+            where = f"org = ? AND kind = ? AND ({' OR '.join(terms)})"
+            flags = ", ".join(f"max({t})" for t in terms)
+            count, *held = conn.execute(
+                f"SELECT COUNT(*), {flags} FROM entities WHERE {where}", (*values, org, referrer, *values)
+            ).fetchone()
+            if not count:
+                return 0, [], []
+            rows = conn.execute(
+                f"SELECT id, code FROM entities WHERE {where} ORDER BY seq LIMIT ?",
+                (org, referrer, *values, self._SAMPLE),
+            ).fetchall()
+            sample = [_label({"id": i, "code": c}) for i, c in rows]
+            return int(count), [ref.api_path for (ref, _), flag in zip(wanted, held, strict=True) if flag], sample
+        needles = builtins.list(dict.fromkeys(_dumps(value) for _, value in wanted))
+        found = conn.execute(
+            "SELECT body FROM entities WHERE org = ? AND kind = ? AND ("
+            + " OR ".join("instr(body, ?) > 0" for _ in needles)
+            + ") ORDER BY seq",
+            (org, referrer, *needles),
+        ).fetchall()
+        held_refs: set[int] = set()
+        labels: builtins.list[str] = []
+        for (body,) in found:
+            obj = json.loads(body)
+            hits = {i for i, (ref, value) in enumerate(wanted) if any(v == value for v in api_values(ref, obj))}
+            if hits:
+                held_refs |= hits
+                labels.append(_label(obj))
+        held_fields = [ref.api_path for i, (ref, _) in enumerate(wanted) if i in held_refs]
+        return len(labels), held_fields, labels[: self._SAMPLE]
 
 
 __all__ = [

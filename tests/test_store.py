@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
+from reconciler.kinds import KINDS, Kind, Reference
+from reconciler.kinds.spec import Spec
 from reconciler.store import (
     FAIL_ENV,
     Store,
@@ -412,12 +415,177 @@ def test_currency_references(store: Store) -> None:
     eur = store.create(ORG, "currency", {"code": "EUR", "name": "Euro"})
     acct = store.create(ORG, "account", account("A", currency="EUR"))
     e = err(store.delete, ORG, "currency", eur["id"])
-    assert e.status == 400 and "in use by 1 account" in e.message
+    assert e.status == 400
+    assert e.message == (
+        "currency 'EUR' cannot be deleted: it is referenced by 1 account (currency: 'A'); change or delete it first"
+    )
     usd = store.list_all(ORG, "currency", codes=["USD"])[0]
     e = err(store.delete, ORG, "currency", usd["id"])
-    assert "organization config" in e.message
+    assert "referenced by the organization config (currency)" in e.message
     store.delete(ORG, "account", acct["id"])
     store.delete(ORG, "currency", eur["id"])
+
+
+# --------------------------------------------------------------------------- generic references
+# A throwaway registry entry: the store's reference rules come from ``Kind.references``, so a
+# kind it has never heard of gets them without any store code naming it.
+
+
+class _WidgetModel(BaseModel):
+    code: str
+
+
+_WIDGET_SPEC = {
+    "code": Spec("string", required=True),
+    "name": Spec("string"),
+    "parentWidgetId": Spec("string"),  # by id, a self-reference: a forest like accounts
+    "accountId": Spec("string"),  # by id, plain field: matched with json_extract
+    "currency": Spec("string"),  # by code
+    "parts": Spec("array", items=Spec("object", fields={"currency": Spec("string")})),  # a list path
+    "reason": Spec("string"),  # blocks archiving as well as deleting
+}
+WIDGET = Kind(
+    name="widget",
+    manifest_key="widgets",
+    api_path="widgets",
+    model=_WidgetModel,
+    deletable=True,
+    references=(
+        Reference("account", "account", api_path="accountId", by_id=True),
+        Reference("parent", "widget", api_path="parentWidgetId", by_id=True),
+        Reference("currency", "currency"),
+        Reference("parts[].currency", "currency"),
+        Reference("reason", "creditReason", blocks=frozenset({"delete", "archive"})),
+    ),
+    request_spec=_WIDGET_SPEC,
+)
+
+
+@pytest.fixture
+def wstore(tmp_path: Path) -> Any:
+    s = Store(tmp_path / "w.sqlite", fail_rules=[], kinds=(*KINDS, WIDGET))
+    yield s
+    s.close()
+
+
+def test_generic_reference_targets_must_exist(wstore: Store) -> None:
+    missing = str(uuid.uuid4())
+    e = err(
+        wstore.create, ORG, "widget",
+        {"code": "W", "accountId": missing, "currency": "EUR", "parts": [{"currency": "USD"}, {"currency": "GBP"}]},
+    )
+    assert e.kind == "invalid" and e.status == 400
+    assert e.message == (
+        f"accountId: account {missing} does not exist; currency: currency 'EUR' does not exist; "
+        "parts[1].currency: currency 'GBP' does not exist"
+    )
+    assert wstore.count(ORG, "widget") == 0
+    acct = wstore.create(ORG, "account", account("A"))
+    made = wstore.create(ORG, "widget", {"code": "W", "accountId": acct["id"], "currency": "USD"})
+    e = err(wstore.update, ORG, "widget", made["id"], {"code": "W", "parentWidgetId": missing, "version": 1})
+    assert e.message == f"parentWidgetId: widget {missing} does not exist"
+    # a batch checks every body too, and finds targets created earlier in the same batch's org
+    e = err(wstore.create_many, ORG, "widget", [{"code": "X", "currency": "USD"}, {"code": "Y", "currency": "NOPE"}])
+    assert e.message == "currency: currency 'NOPE' does not exist" and wstore.count(ORG, "widget") == 1
+
+
+def test_generic_delete_refused_while_referenced_then_allowed(wstore: Store) -> None:
+    acct = wstore.create(ORG, "account", account("A"))
+    eur = wstore.create(ORG, "currency", {"code": "EUR", "name": "Euro"})
+    gbp = wstore.create(ORG, "currency", {"code": "GBP", "name": "Pound"})
+    w1 = wstore.create(ORG, "widget", {"code": "W1", "accountId": acct["id"], "currency": "EUR"})
+    w2 = wstore.create(ORG, "widget", {"code": "W2", "accountId": acct["id"], "parts": [{"currency": "GBP"}]})
+    e = err(wstore.delete, ORG, "account", acct["id"])
+    assert e.kind == "invalid" and e.status == 400
+    assert e.message == (
+        "account 'A' cannot be deleted: it is referenced by 2 widgets (accountId: 'W1', 'W2'); "
+        "change or delete them first"
+    )
+    e = err(wstore.delete, ORG, "currency", eur["id"])
+    assert e.message == (
+        "currency 'EUR' cannot be deleted: it is referenced by 1 widget (currency: 'W1'); change or delete it first"
+    )
+    e = err(wstore.delete, ORG, "currency", gbp["id"])  # held through a list path
+    assert "referenced by 1 widget (parts[].currency: 'W2')" in e.message
+    # the referrers let go: one by an update, one by being deleted
+    wstore.update(ORG, "widget", w1["id"], {"code": "W1", "version": 1})
+    wstore.delete(ORG, "widget", w2["id"])
+    wstore.delete(ORG, "currency", eur["id"])
+    wstore.delete(ORG, "currency", gbp["id"])
+    wstore.delete(ORG, "account", acct["id"])
+    assert wstore.count(ORG, "currency") == 1
+
+
+def test_generic_self_reference_is_a_forest(wstore: Store) -> None:
+    a = wstore.create(ORG, "widget", {"code": "A"})
+    b = wstore.create(ORG, "widget", {"code": "B", "parentWidgetId": a["id"]})
+    c = wstore.create(ORG, "widget", {"code": "C", "parentWidgetId": b["id"]})
+    e = err(wstore.update, ORG, "widget", a["id"], {"code": "A", "parentWidgetId": a["id"], "version": 1})
+    assert e.message == "parentWidgetId: a widget cannot be its own parent"
+    e = err(wstore.update, ORG, "widget", a["id"], {"code": "A", "parentWidgetId": c["id"], "version": 1})
+    assert e.message == "parentWidgetId: the widget would become its own ancestor (a parent cycle)"
+    e = err(wstore.delete, ORG, "widget", a["id"])
+    assert e.message == (
+        "widget 'A' cannot be deleted: it is referenced by 1 child widget (parentWidgetId: 'B'); "
+        "change or delete it first"
+    )
+    wstore.update(ORG, "widget", c["id"], {"code": "C", "parentWidgetId": a["id"], "version": 1})  # no cycle
+    wstore.delete(ORG, "widget", b["id"])
+    e = err(wstore.delete, ORG, "widget", a["id"])
+    assert "1 child widget (parentWidgetId: 'C')" in e.message
+
+
+def test_generic_blocks_archive_when_the_reference_says_so(wstore: Store) -> None:
+    reason_ = wstore.create(ORG, "creditReason", reason("R"))
+    wstore.create(ORG, "widget", {"code": "W", "reason": "R"})
+    e = err(wstore.update, ORG, "creditReason", reason_["id"], {**reason("R"), "archived": True, "version": 1})
+    assert e.message == (
+        "creditReason 'R' cannot be archived: it is referenced by 1 widget (reason: 'W'); change or delete it first"
+    )
+    # a currency reference blocks only deleting (the default): archiving stays allowed
+    wstore.create(ORG, "currency", {"code": "EUR", "name": "Euro"})
+    wstore.create(ORG, "widget", {"code": "V", "currency": "EUR"})
+    eur = wstore.list_all(ORG, "currency", codes=["EUR"])[0]
+    assert wstore.update(ORG, "currency", eur["id"], {"code": "EUR", "name": "Euro", "archived": True, "version": 1})
+
+
+def test_seeded_kind_in_the_registry_takes_its_references_from_there(tmp_path: Path) -> None:
+    """Account plans are seeded; once ``accountPlan`` is registered, its entry's references
+    apply (here its first by-id reference is ``planId``, so ``parent_id`` is refilled from it
+    and the account lookups read ``accountId`` from the body)."""
+    path = tmp_path / "s.sqlite"
+    with Store(path, fail_rules=[]) as before:
+        acct = before.create(ORG, "account", account("A"))
+        plan = before.seed_account_plan(ORG, acct["id"], plan_id="p" * 36)
+    registered = Kind(
+        name="accountPlan",
+        title="account plan",
+        manifest_key="accountPlans",
+        api_path="accountplans",
+        model=_WidgetModel,
+        references=(
+            Reference("plan", "widget", api_path="planId", by_id=True, blocks=frozenset()),
+            Reference("account", "account", api_path="accountId", by_id=True),
+        ),
+        request_spec={"accountId": Spec("string", required=True), "planId": Spec("string")},
+    )
+    with Store(path, fail_rules=[], kinds=(*KINDS, WIDGET, registered)) as after:
+        row = after._conn().execute("SELECT parent_id FROM entities WHERE id = ?", (plan["id"],)).fetchone()
+        assert row == ("p" * 36,)
+        found, _ = after.list_account_plans(ORG, page_size=10, account=acct["id"], include_all=True)
+        assert [p["id"] for p in found] == [plan["id"]]
+        assert [p["id"] for p in after.account_plans_of(ORG, [acct["id"]])] == [plan["id"]]
+        e = err(after.delete, ORG, "account", acct["id"])
+        assert e.message == (
+            f"account 'A' cannot be deleted: it is referenced by 1 account plan (accountId: {plan['id']}); "
+            "change or delete it first"
+        )
+        after.delete(ORG, "accountPlan", plan["id"])  # a registered kind is writable
+        after.delete(ORG, "account", acct["id"])
+    with Store(path, fail_rules=[]) as again:  # back to the default registry: accountId again
+        acct = again.create(ORG, "account", account("B"))
+        plan = again.seed_account_plan(ORG, acct["id"])
+        assert [p["id"] for p in again.account_plans_of(ORG, [acct["id"]])] == [plan["id"]]
 
 
 # --------------------------------------------------------------------------- listing

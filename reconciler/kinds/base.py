@@ -251,6 +251,12 @@ def api_values(ref: Reference, body: Mapping[str, Any]) -> Iterator[Any]:
         yield value
 
 
+def api_fields(ref: Reference, body: Mapping[str, Any]) -> Iterator[tuple[Any, FieldPath]]:
+    """Every (value, field path) of one reference in an API-shaped object: the path as the
+    API spells it (``parentAccountId``, ``currencyConversions[0].from``), for messages."""
+    return _walk(body, ref.api_steps, ())
+
+
 def _walk(node: Any, parts: tuple[str, ...], path: FieldPath) -> Iterator[tuple[Any, FieldPath]]:
     """The values at ``parts`` (``name`` steps into a mapping, ``name[]`` into each item of
     a list) that are set (not None, not empty); anything of another shape holds no
