@@ -19,7 +19,6 @@ from reconciler.kinds.fields import ENTITY_CODE_SPEC, AccountCode, IsoDateTime, 
 from reconciler.kinds.spec import BOOL, STR, Spec
 
 PricingType = Literal["DEBIT", "PRODUCT_CREDIT", "GLOBAL_CREDIT"]
-_DOUBLE = Spec("number")
 _BAND = Spec(
     "object",
     fields={
