@@ -48,6 +48,8 @@ accountPlans:
   - {code: globex-bundle, account: globex, planGroup: bundle, startDate: "2024-06-01T00:00:00Z"}
 """
 
+GLOBEX_LINE = '  - {code: globex-bundle, account: globex, planGroup: bundle, startDate: "2024-06-01T00:00:00Z"}\n'
+
 PRUNE = """\
 settings:
   prune: {planTemplates: delete, plans: delete, planGroups: delete, planGroupLinks: delete, accountPlans: delete}
@@ -117,7 +119,7 @@ def test_catalog_create_update_repoint_and_prune(tmp_path: Path, local_backend: 
 
     # prune: drop a plan from the group, the group's account plan and the archive plan
     pruned = repointed.replace("plans: [enterprise, archive]", "plans: [enterprise]").replace(
-        '  - {code: globex-bundle, account: globex, planGroup: bundle, startDate: "2024-06-01T00:00:00Z"}\n', "")
+        GLOBEX_LINE, "")
     pruned = pruned.replace("  - {code: archive, name: Archive, planTemplate: storage-monthly}\n", "")
     path = write_manifest(tmp_path / "m", "catalog.yaml", pruned)
     got = changes(path, local_backend)
@@ -126,7 +128,8 @@ def test_catalog_create_update_repoint_and_prune(tmp_path: Path, local_backend: 
         ("delete", "accountPlan", "globex-bundle"),
         ("delete", "plan", "archive"),
     }
-    assert got.index(("delete", "planGroupLink", "planGroup=bundle, plan=archive")) < got.index(("delete", "plan", "archive"))
+    link = ("delete", "planGroupLink", "planGroup=bundle, plan=archive")
+    assert got.index(link) < got.index(("delete", "plan", "archive"))
     refused = apply(path, local_backend)
     assert refused.code != 0 and "--allow-delete" in refused.output
     done = apply(path, local_backend, "--allow-delete")
@@ -137,7 +140,7 @@ def test_catalog_create_update_repoint_and_prune(tmp_path: Path, local_backend: 
 def test_plan_shows_warnings_for_deleting_account_plans_and_plans(tmp_path: Path, local_backend: str) -> None:
     path = write_manifest(tmp_path / "m", "catalog.yaml", BASE)
     assert apply(path, local_backend).code == 0
-    less = BASE.replace('  - {code: globex-bundle, account: globex, planGroup: bundle, startDate: "2024-06-01T00:00:00Z"}\n', "")
+    less = BASE.replace(GLOBEX_LINE, "")
     path = write_manifest(tmp_path / "m", "catalog.yaml", less + PRUNE)
     shown = plan(path, local_backend)
     assert shown.code == 0, shown.output
@@ -174,8 +177,10 @@ def test_export_round_trip_nests_account_plans_and_group_plans(tmp_path: Path, l
         (BASE.replace("{plan: standard, startDate", "{plan: standard, account: acme, startDate"),
          "account: leave it out"),
         (BASE.replace("    plans: [enterprise, archive]", "    plans: enterprise"), "must be a list"),
-        (BASE.replace("billFrequency: MONTHLY\n", "billFrequency: SOMETIMES\n"), "catalog.yaml:9:20: error: planTemplates[0]"),
-        (BASE.replace("standingCharge: 10\n", "standingCharge: ten\n"), "catalog.yaml:10:21: error: planTemplates[0] (code 'api-monthly'): standingCharge"),
+        (BASE.replace("billFrequency: MONTHLY\n", "billFrequency: SOMETIMES\n"),
+         "catalog.yaml:9:20: error: planTemplates[0]"),
+        (BASE.replace("standingCharge: 10\n", "standingCharge: ten\n"),
+         "catalog.yaml:10:21: error: planTemplates[0] (code 'api-monthly'): standingCharge"),
         (BASE.replace("minimumSpend: 500", "minimumSpend: 500\n    colour: red"), "colour"),
         (BASE.replace('endDate: "2025-01-01T00:00:00Z"', 'endDate: "2023-01-01T00:00:00Z"'),
          "must be after startDate"),
@@ -236,7 +241,7 @@ def test_catalog_over_the_emulator(tmp_path: Path) -> None:
         exported = cli("export", "--out", str(out))
         assert exported.code == 0, exported.output
         assert cli("plan", str(out), "--detailed-exitcode").code == 0
-        gone = repointed.replace('  - {code: globex-bundle, account: globex, planGroup: bundle, startDate: "2024-06-01T00:00:00Z"}\n', "")
+        gone = repointed.replace(GLOBEX_LINE, "")
         path = write_manifest(tmp_path / "m", "catalog.yaml", gone + PRUNE)
         refused = cli("apply", str(path), "--auto-approve")
         assert refused.code != 0 and "--allow-delete" in refused.output

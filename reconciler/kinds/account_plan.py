@@ -88,7 +88,7 @@ def _shape(manifests: Any, state: Any) -> None:
     to be active" at its end date, which cannot come before it became active)."""
     for obj in manifests.of_kind("accountPlan").values():
         fields = obj.fields
-        if ("plan" in fields and fields["plan"] is not None) == ("planGroup" in fields and fields["planGroup"] is not None):
+        if (fields.get("plan") is not None) == (fields.get("planGroup") is not None):
             state.at_field("error", f"{state.describe(obj)}: give exactly one of plan or planGroup "
                            "(m3ter API, AccountPlanRequest)", obj, ())
         dates = _valid_dates(fields)

@@ -8,7 +8,16 @@ from typing import Any
 from pydantic import StrictBool
 
 from reconciler.kinds.base import FieldWarning, Kind, Reference
-from reconciler.kinds.fields import ENTITY_CODE_SPEC, AccountCode, CodeRef, CustomFields, Description, Money, Name, Strict
+from reconciler.kinds.fields import (
+    ENTITY_CODE_SPEC,
+    AccountCode,
+    CodeRef,
+    CustomFields,
+    Description,
+    Money,
+    Name,
+    Strict,
+)
 from reconciler.kinds.plan_template import DESCRIPTION, MONEY, Ordinal
 from reconciler.kinds.spec import BOOL, CUSTOM_FIELDS, NAME, UUID, Spec
 

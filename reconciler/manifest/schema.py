@@ -88,7 +88,8 @@ def _add_nested_lists(refs: dict[Any, Any], defs: dict[str, Any]) -> None:
                     del item["required"]
             item["description"] = (
                 f"A {kind.title} of this {host.title}: its {nesting.reference} is this {host.title}, so leave "
-                f"{nesting.reference} out." + (f" A bare code stands for {{{nesting.scalar}: CODE}}." if nesting.scalar else "")
+                f"{nesting.reference} out."
+                + (f" A bare code stands for {{{nesting.scalar}: CODE}}." if nesting.scalar else "")
             )
             item_name = f"{_def_name(refs[(kind.model, 'validation')])}In{_def_name(refs[(host.model, 'validation')])}"
             defs[item_name] = item
