@@ -10,7 +10,20 @@ their references, ``reconciler.order``).
 
 from __future__ import annotations
 
-from reconciler.kinds import account, bill_grouping_key, currency, custom_fields, organization, picklists, product
+from reconciler.kinds import (
+    account,
+    account_plan,
+    bill_grouping_key,
+    currency,
+    custom_fields,
+    organization,
+    picklists,
+    plan,
+    plan_group,
+    plan_group_link,
+    plan_template,
+    product,
+)
 from reconciler.kinds.base import (
     READ_ONLY_FIELDS,
     FieldPath,
@@ -34,6 +47,11 @@ KINDS: tuple[Kind, ...] = (
     account.KIND,
     bill_grouping_key.KIND,
     product.KIND,
+    plan_template.KIND,
+    plan.KIND,
+    plan_group.KIND,
+    plan_group_link.KIND,
+    account_plan.KIND,
 )
 
 BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
