@@ -142,7 +142,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.kinds import BY_NAME, KINDS, READ_ONLY_FIELDS, Kind, Reference, api_fields, api_values
-from reconciler.kinds.fields import SCHEDULED_BILL_INTERVALS, is_date_time, is_timezone
+from reconciler.kinds.fields import SCHEDULED_BILL_INTERVALS, is_timezone
 from reconciler.kinds.spec import INT64, Spec
 from reconciler.manifest import gcpause
 
@@ -356,8 +356,6 @@ def _check(value: Any, spec: Spec, path: str, problems: list[str]) -> Any:
             problems.append(f"{path}: must be one of {', '.join(spec.enum)}")
         if spec.fmt == "date" and not _is_date(value):
             problems.append(f"{path}: must be an ISO date such as 2024-01-31")
-        elif spec.fmt == "date-time" and not is_date_time(value):
-            problems.append(f"{path}: must be an ISO-8601 date-time such as 2024-01-31T00:00:00Z")
         elif spec.fmt == "email" and not _EMAIL.match(value):
             problems.append(f"{path}: must be an e-mail address")
         elif spec.fmt == "timezone" and not is_timezone(value):

@@ -108,30 +108,6 @@ def _iso_date(value: str) -> str:
     return value
 
 
-# ISO-8601 instants as m3ter writes them: date, "T", time to the second with optional
-# fraction, and "Z" (UTC). Manifests must use this exact form because comparison is exact
-# (DESIGN §3): a plan never shows "2024-01-01" against "2024-01-01T00:00:00Z" as a change
-# that is none, nor hides one.
-_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z")
-
-
-def is_date_time(value: str) -> bool:
-    """True for an instant in the form above that is a real calendar date and time."""
-    if _DATE_TIME.fullmatch(value) is None:
-        return False
-    try:
-        _dt.datetime.fromisoformat(value[:19])
-    except ValueError:
-        return False
-    return True
-
-
-def _iso_date_time(value: str) -> str:
-    if not is_date_time(value):
-        raise ValueError("must be an ISO-8601 UTC date-time such as 2024-01-31T00:00:00Z")
-    return value
-
-
 # A conservative shape that email_validator always accepts: ASCII dot-atom local part of at
 # most 64 characters, a hostname of LDH labels without "--" (so no "xn--" labels) and an
 # alphabetic, non-special-use TLD, 254 characters in all (so the domain is under 253).
@@ -200,11 +176,6 @@ IsoDate = Annotated[
     StrictStr,
     AfterValidator(_iso_date),
     WithJsonSchema({"type": "string", "format": "date"}),
-]
-IsoDateTime = Annotated[
-    StrictStr,
-    AfterValidator(_iso_date_time),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 Email = Annotated[
     StrictStr,

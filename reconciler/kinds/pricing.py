@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictBool, StrictStr
 
 from reconciler.kinds.base import FieldWarning, Kind, Nesting, Reference
-from reconciler.kinds.fields import ENTITY_CODE_SPEC, AccountCode, IsoDateTime, Number, PicklistCode, Strict
+from reconciler.kinds.fields import ENTITY_CODE_SPEC, AccountCode, UtcDateTime, Number, PicklistCode, Strict
 from reconciler.kinds.spec import BOOL, STR, Spec
 
 PricingType = Literal["DEBIT", "PRODUCT_CREDIT", "GLOBAL_CREDIT"]
@@ -56,8 +56,8 @@ class Pricing(Strict):
     planTemplate: AccountCode | None = None
     aggregation: PicklistCode | None = None
     compoundAggregation: PicklistCode | None = None
-    startDate: IsoDateTime
-    endDate: IsoDateTime | None = None
+    startDate: UtcDateTime
+    endDate: UtcDateTime | None = None
     description: Annotated[StrictStr, Field(max_length=200)] | None = None
     pricingBands: Annotated[list[PricingBand], Field(min_length=1)]
     overagePricingBands: list[PricingBand] | None = None
