@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictBool, StrictStr
 
 from reconciler.kinds.base import FieldWarning, Kind, Nesting, Reference
-from reconciler.kinds.fields import ENTITY_CODE_SPEC, AccountCode, UtcDateTime, Number, PicklistCode, Strict
+from reconciler.kinds.fields import ENTITY_CODE_SPEC, AccountCode, Number, PicklistCode, Strict, UtcDateTime
 from reconciler.kinds.spec import BOOL, STR, Spec
 
 PricingType = Literal["DEBIT", "PRODUCT_CREDIT", "GLOBAL_CREDIT"]
