@@ -10,7 +10,18 @@ their references, ``reconciler.order``).
 
 from __future__ import annotations
 
-from reconciler.kinds import account, bill_grouping_key, currency, custom_fields, organization, picklists, product
+from reconciler.kinds import (
+    account,
+    aggregation,
+    bill_grouping_key,
+    compound_aggregation,
+    currency,
+    custom_fields,
+    meter,
+    organization,
+    picklists,
+    product,
+)
 from reconciler.kinds.base import (
     READ_ONLY_FIELDS,
     FieldPath,
@@ -34,6 +45,9 @@ KINDS: tuple[Kind, ...] = (
     account.KIND,
     bill_grouping_key.KIND,
     product.KIND,
+    meter.KIND,
+    aggregation.KIND,
+    compound_aggregation.KIND,
 )
 
 BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
