@@ -46,9 +46,9 @@ What is written:
   Statement definitions are read only when some exported object points at one.
 - Empty values (``null``, ``""``, ``[]``, ``{}``) are left out: absent means unmanaged, so the
   round trip holds. An empty list the kind's model requires (a meter's ``derivedFields: []``)
-  is written, since leaving it out would not load back. ``archived: true`` is kept on archived picklist entries (``archived:
-  false`` is the default and left out); booleans of the organization config are kept
-  whether true or false.
+  is written, since leaving it out would not load back. ``archived: true`` is kept on
+  archived picklist entries (``archived: false`` is the default and left out); booleans of
+  the organization config are kept whether true or false.
 - Numbers are written by value: an integral float such as ``30.0`` is written ``30``.
   ``currencyConversions`` are sorted (their order has no meaning); ``creditApplicationOrder``
   keeps its order (it has one); map keys (custom fields) are sorted.

@@ -55,6 +55,10 @@ compoundAggregations:
 settings:
   prune: {aggregations: delete, meters: delete, compoundAggregations: delete}
 """
+USERS_UNIQUE = """  - {code: users_unique, name: Users, meter: api_requests, targetField: user, aggregation: UNIQUE,
+     unit: users, rounding: NONE, quantityPerUnit: 1}
+"""
+assert USERS_UNIQUE in CATALOG
 
 
 def manifests(tmp_path: Path, text: str = CATALOG, name: str = "m") -> Path:
@@ -123,10 +127,7 @@ def test_prune_deletes_an_aggregation_and_a_meter_after_it(tmp_path: Path, local
     dataFields:
       - {category: MEASURE, code: events, name: Events, unit: "{event}"}
     derivedFields: []
-""", "").replace(
-        """  - {code: users_unique, name: Users, meter: api_requests, targetField: user, aggregation: UNIQUE,
-     unit: users, rounding: NONE, quantityPerUnit: 1}
-""", "")
+""", "").replace(USERS_UNIQUE, "")
     write_manifest(directory, "catalog.yaml", text)
     plan = ok(run_cli("plan", str(directory), "--backend", local_backend))
     assert "- delete aggregation users_unique" in plan.stdout
@@ -268,9 +269,7 @@ def test_over_the_emulator(emu: RunningEmulator, tmp_path: Path) -> None:
     assert again.code == 0, again.output
     write_manifest(directory, "catalog.yaml", CATALOG.replace('unit: "{request}"', 'unit: "{call}"')
                    .replace("meter: api_requests, targetField: requests,", "meter: events, targetField: events,")
-                   .replace("""  - {code: users_unique, name: Users, meter: api_requests, targetField: user, aggregation: UNIQUE,
-     unit: users, rounding: NONE, quantityPerUnit: 1}
-""", ""))
+                   .replace(USERS_UNIQUE, ""))
     plan = ok(cli("plan", str(directory)))
     assert 'dataFields[requests].unit: "{request}" -> "{call}"' in plan.stdout
     assert '~ meter: "api_requests" -> "events"' in plan.stdout
