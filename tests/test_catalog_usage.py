@@ -241,6 +241,14 @@ def test_numeric_field_without_unit_warns(tmp_path: Path) -> None:
     assert "warning: meters[1] (code 'events'): dataFields[0] (MEASURE): give a unit" in result.output
 
 
+def test_segmenting_a_metadata_field_warns(tmp_path: Path) -> None:
+    text = CATALOG.replace("segmentedFields: [region]", "segmentedFields: [user]").replace(
+        "segments: [{region: eu}, {region: us}]", "segments: [{user: alice}]")
+    result = ok(run_cli("validate", str(manifests(tmp_path, text))))
+    assert re.search(r"catalog\.yaml:\d+:\d+: warning: .*segmentedFields\[0\]: 'user' is a METADATA field",
+                     result.output), result.output
+
+
 def test_export_round_trip(tmp_path: Path, local_backend: str) -> None:
     applied(tmp_path, local_backend)
     out = tmp_path / "export"

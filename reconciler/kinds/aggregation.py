@@ -119,7 +119,9 @@ def _aggregation_rules(manifests: Any, state: Any) -> None:
       applied to a Metadata targetField" (error otherwise).
     - AggregationRequest.segmentedFields: "Enter the Codes of the fields in the target
       Meter ... String dataFields ... Any string derivedFields ... can also be segmented"
-      (error for a code that is not a field of the meter, or a numeric field).
+      (error for a code that is not a field of the meter, or a numeric field). A METADATA
+      field is a warning: DataFieldCategory calls Metadata "for high-cardinality fields that
+      you don't intend to segment".
     - AggregationRequest.segments: values "read from the fields in the meter pointed at by
       segmentedFields" (error for a segment naming another field; checked without the meter).
     - AggregationRequest.aggregation, CUSTOM_SQL: "If you select this Aggregation type, use
@@ -181,6 +183,14 @@ def _aggregation_rules(manifests: Any, state: Any) -> None:
                         "error",
                         f"{where}: segmentedFields[{index}]: {name!r} is a {field.get('category')} field; only "
                         "string fields (WHO, WHAT, WHERE, METADATA, OTHER) can be segmented",
+                        obj, ("segmentedFields", index),
+                    )
+                elif field.get("category") == "METADATA":
+                    state.at_field(
+                        "warning",
+                        f"{where}: segmentedFields[{index}]: {name!r} is a METADATA field, which m3ter "
+                        "describes as high-cardinality and not meant for segmenting; a WHO, WHAT, WHERE or "
+                        "OTHER field suits segments better",
                         obj, ("segmentedFields", index),
                     )
 
