@@ -360,6 +360,12 @@ def _check(value: Any, spec: Spec, path: str, problems: list[str]) -> Any:
             problems.append(f"{path}: must be an e-mail address")
         elif spec.fmt == "timezone" and not is_timezone(value):
             problems.append(f"{path}: must be an IANA timezone name such as Europe/London")
+        elif spec.fmt == "date-time":
+            # kept as m3ter answers it: UTC, whole seconds, ``Z`` (and so comparable as text)
+            try:
+                return _instant(value, path) if "T" in value else _date_time_refused(path, problems, value)
+            except StoreError:
+                return _date_time_refused(path, problems, value)
         return value
     if t == "boolean":
         if not isinstance(value, bool):
@@ -604,6 +610,11 @@ def _instant(value: str | _dt.date, what: str) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(_dt.UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _date_time_refused(path: str, problems: list[str], value: str) -> str:
+    problems.append(f"{path}: must be an ISO-8601 date-time such as 2024-01-01T00:00:00Z")
+    return value
 
 
 def _dumps(obj: Any) -> str:

@@ -62,6 +62,24 @@ SAMPLES: dict[str, Callable[[Need], Body]] = {
         "quantityPerUnit": 1,
         "evaluateNullAggregations": False,
     },
+    # plans, plan groups and account plans (catalog issue): the account sample only serves
+    # references (accounts are toured by hand)
+    "account": lambda need: {"code": unique("acct"), "name": "Account", "emailAddress": "billing@acct.example"},
+    "planTemplate": lambda need: {
+        "code": unique("tmpl"), "name": "Monthly", "productId": need("product"), "currency": "USD",
+        "billFrequency": "MONTHLY", "billFrequencyInterval": 1, "standingCharge": 10,
+        "standingChargeInterval": 1, "standingChargeOffset": 0, "minimumSpend": 0, "customFields": {"tier": "gold"},
+    },
+    "plan": lambda need: {
+        "code": unique("plan"), "name": "Standard", "planTemplateId": need("planTemplate"), "minimumSpend": 100,
+        "standingChargeBillInAdvance": True,
+    },
+    "planGroup": lambda need: {"code": unique("group"), "name": "Bundle", "currency": "USD", "minimumSpend": 50},
+    "planGroupLink": lambda need: {"planGroupId": need("planGroup"), "planId": need("plan")},
+    "accountPlan": lambda need: {
+        "accountId": need("account"), "planId": need("plan"), "startDate": "2024-01-01T00:00:00Z",
+        "endDate": "2025-01-01T00:00:00Z", "childBillingMode": "PARENT_BREAKDOWN", "code": unique("ap"),
+    },
 }
 # Kinds the conformance tour covers by hand (their own richer sections).
 TOURED_BY_HAND = frozenset(

@@ -156,7 +156,11 @@ def test_emulator_serves_account_plans_and_refuses_the_account_delete(emu: Runni
     assert http.get(url, headers=h, params={"includeall": "maybe"}).status_code == 400
     refused = http.delete(emu.org_url(f"accounts/{acme['id']}"), headers=h)
     assert refused.status_code == 400 and "account plan" in refused.json()["message"]
-    assert http.post(url, headers=h, json={}).status_code == 404  # not served: managing them is another issue
+    # account plans are a registry kind now: writes are served generically, and checked
+    empty = http.post(url, headers=h, json={})
+    assert empty.status_code == 400 and "accountId: is required" in empty.json()["message"]
+    assert http.delete(f"{url}/{plan['id']}", headers=h).status_code == 200
+    assert http.delete(emu.org_url(f"accounts/{acme['id']}"), headers=h).status_code == 200
 
 
 # ---------------------------------------------------------------- backends

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from reconciler.kinds import (
     account,
+    account_plan,
     aggregation,
     bill_grouping_key,
     compound_aggregation,
@@ -20,6 +21,10 @@ from reconciler.kinds import (
     meter,
     organization,
     picklists,
+    plan,
+    plan_group,
+    plan_group_link,
+    plan_template,
     product,
 )
 from reconciler.kinds.base import (
@@ -48,6 +53,11 @@ KINDS: tuple[Kind, ...] = (
     meter.KIND,
     aggregation.KIND,
     compound_aggregation.KIND,
+    plan_template.KIND,
+    plan.KIND,
+    plan_group.KIND,
+    plan_group_link.KIND,
+    account_plan.KIND,
 )
 
 BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}

@@ -240,3 +240,35 @@ class Picklist(Strict):
     code: PicklistCode
     name: Name
     archived: StrictBool | None = None
+
+
+# AccountPlanRequest.startDate / endDate: "date-time" in ISO-8601. A manifest writes the one
+# form m3ter answers with (UTC, whole seconds, ``Z``: ``2024-01-01T00:00:00Z``), so a value
+# read back compares equal to the one written and a key built from it never drifts.
+DATE_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+DATE_TIME_HINT = "must be a UTC date-time such as 2024-01-01T00:00:00Z (the form m3ter answers with)"
+
+
+def _utc_date_time(value: str) -> str:
+    if DATE_TIME_RE.fullmatch(value) is None:
+        raise ValueError(DATE_TIME_HINT)
+    try:
+        _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(DATE_TIME_HINT) from None
+    return value
+
+
+UtcDateTime = Annotated[
+    StrictStr,
+    AfterValidator(_utc_date_time),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"}),
+]
+# A reference to another object by its code (``product: CODE``): resolved to an id at plan time.
+CodeRef = Annotated[StrictStr, Field(min_length=1)]
+Money = Annotated[StrictFloat, Field(ge=0)]
+Description = Annotated[StrictStr, Field(max_length=200)]
+CurrencyCode = Annotated[StrictStr, Field(min_length=3, max_length=3)]
+CustomFields = Annotated[
+    dict[Annotated[StrictStr, Field(min_length=1)], CustomFieldValue], Field(max_length=100)
+]

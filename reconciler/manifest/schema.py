@@ -45,6 +45,8 @@ def manifest_schema() -> dict[str, Any]:
                 "anyOf": [{"type": "array", "items": ref}, {"type": "null"}],
                 "description": f"{kind.name} objects, identified by code; lists merge across files.",
             }
+    defs = definitions.get("$defs", {})
+    _add_nested_lists(refs, defs)
     properties[kinds.SETTINGS_KEY] = {
         "anyOf": [refs[(Settings, "validation")], {"type": "null"}],
         "description": "How plans treat live objects no manifest lists (declare once).",
@@ -60,8 +62,47 @@ def manifest_schema() -> dict[str, Any]:
         "type": ["object", "null"],
         "additionalProperties": False,
         "properties": properties,
-        "$defs": definitions.get("$defs", {}),
+        "$defs": defs,
     }
+
+
+def _def_name(ref: dict[str, Any]) -> str:
+    return str(ref["$ref"]).rsplit("/", 1)[-1]
+
+
+def _add_nested_lists(refs: dict[Any, Any], defs: dict[str, Any]) -> None:
+    """Show the lists a manifest may write inside a host (``Kind.nested_in``: an account's
+    ``accountPlans``, a plan group's ``plans``) on the host's definition: items are the nested
+    kind's fields without the one naming the host (the loader fills it in), or with
+    ``scalar`` also a bare code."""
+    for host_name, nested in kinds.NESTED_BY_HOST.items():
+        host = kinds.get(host_name)
+        host_def = defs[_def_name(refs[(host.model, "validation")])]
+        for kind, nesting in nested:
+            own = defs[_def_name(refs[(kind.model, "validation")])]
+            item = json.loads(json.dumps(own))
+            item.get("properties", {}).pop(nesting.reference, None)
+            if nesting.reference in item.get("required", []):
+                item["required"] = [r for r in item["required"] if r != nesting.reference]
+                if not item["required"]:
+                    del item["required"]
+            item["description"] = (
+                f"A {kind.title} of this {host.title}: its {nesting.reference} is this {host.title}, so leave "
+                f"{nesting.reference} out."
+                + (f" A bare code stands for {{{nesting.scalar}: CODE}}." if nesting.scalar else "")
+            )
+            item_name = f"{_def_name(refs[(kind.model, 'validation')])}In{_def_name(refs[(host.model, 'validation')])}"
+            defs[item_name] = item
+            items: dict[str, Any] = {"$ref": f"#/$defs/{item_name}"}
+            if nesting.scalar:
+                scalar = own.get("properties", {}).get(nesting.scalar, {"type": "string"})
+                items = {"anyOf": [{k: v for k, v in scalar.items() if k != "title"}, items]}
+            host_def.setdefault("properties", {})[nesting.field] = {
+                "anyOf": [{"type": "array", "items": items}, {"type": "null"}],
+                "description": f"{kind.title}s written inside this {host.title} (also allowed at top level as "
+                               f"{kind.manifest_key} with {nesting.reference}: CODE).",
+                "title": nesting.field[:1].upper() + nesting.field[1:],
+            }
 
 
 def render() -> str:
