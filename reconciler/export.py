@@ -45,9 +45,10 @@ What is written:
   with another, or no longer exists, is written as the id (a name would not resolve back).
   Statement definitions are read only when some exported object points at one.
 - Empty values (``null``, ``""``, ``[]``, ``{}``) are left out: absent means unmanaged, so the
-  round trip holds. ``archived: true`` is kept on archived picklist entries (``archived:
-  false`` is the default and left out); booleans of the organization config are kept
-  whether true or false.
+  round trip holds. An empty list the kind's model requires (a meter's ``derivedFields: []``)
+  is written, since leaving it out would not load back. ``archived: true`` is kept on
+  archived picklist entries (``archived: false`` is the default and left out); booleans of
+  the organization config are kept whether true or false.
 - Numbers are written by value: an integral float such as ``30.0`` is written ``30``.
   ``currencyConversions`` are sorted (their order has no meaning); ``creditApplicationOrder``
   keeps its order (it has one); map keys (custom fields) are sorted.
@@ -263,6 +264,9 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
 class _FieldPlan:
     name: str  # as written in a manifest (alias when there is one)
     submodel: type[BaseModel] | None
+    # The model requires the field (a meter's ``derivedFields``, which the API requires and
+    # which may be ``[]``): an empty list or mapping is written, not left out.
+    required: bool = False
 
 
 @functools.cache
@@ -270,7 +274,8 @@ def _field_order(model: type[BaseModel], *, first: tuple[str, ...] = ()) -> tupl
     """The fields of ``model`` in the order a manifest writes them (``first`` ahead); cached,
     since every nested record of every exported object asks again."""
     fields = [
-        _FieldPlan(info.alias or name, _submodel(info.annotation)) for name, info in model.model_fields.items()
+        _FieldPlan(info.alias or name, _submodel(info.annotation), info.is_required())
+        for name, info in model.model_fields.items()
     ]
     head = [f for name in first for f in fields if f.name == name]
     return (*head, *(f for f in fields if f.name not in first))
@@ -356,7 +361,7 @@ class _Converter:
 
     def _value(self, f: _FieldPlan, value: Any) -> Any:
         if is_empty(value):
-            return _DROP
+            return [] if f.required and isinstance(value, list) else _DROP
         if isinstance(value, bool):
             if value is False and self.kind.name not in _KEEP_FALSE_KINDS:
                 return _DROP  # false is the default (``archived`` included): absent leaves it unmanaged

@@ -25,6 +25,43 @@ def unique(prefix: str = "S") -> str:
 SAMPLES: dict[str, Callable[[Need], Body]] = {
     "product": lambda need: {"code": unique("prod"), "name": "Product", "customFields": {"tier": "gold"}},
     "billGroupingKey": lambda need: {"code": unique("bgk"), "name": "Region", "exclusive": True},
+    "meter": lambda need: {
+        "code": unique("meter"),
+        "name": "API requests",
+        "productId": need("product"),
+        "dataFields": [
+            {"category": "MEASURE", "code": "requests", "name": "Requests", "unit": "{request}"},
+            {"category": "WHERE", "code": "region", "name": "Region"},
+        ],
+        "derivedFields": [
+            {"category": "MEASURE", "code": "kreq", "name": "Thousands", "unit": "k{request}",
+             "calculation": "requests / 1000"},
+        ],
+        "customFields": {"team": "platform"},
+    },
+    "aggregation": lambda need: {
+        "code": unique("agg"),
+        "name": "Requests by region",
+        "meterId": need("meter"),
+        "targetField": "requests",
+        "aggregation": "SUM",
+        "unit": "requests",
+        "rounding": "UP",
+        "quantityPerUnit": 1000,
+        "segmentedFields": ["region"],
+        "segments": [{"region": "eu"}, {"region": "us"}],
+        "defaultValue": 0,
+    },
+    "compoundAggregation": lambda need: {
+        "code": unique("cagg"),
+        "name": "Cost",
+        "productId": need("product"),
+        "calculation": "2 * 3",
+        "unit": "units",
+        "rounding": "NONE",
+        "quantityPerUnit": 1,
+        "evaluateNullAggregations": False,
+    },
     # plans, plan groups and account plans (catalog issue): the account sample only serves
     # references (accounts are toured by hand)
     "account": lambda need: {"code": unique("acct"), "name": "Account", "emailAddress": "billing@acct.example"},

@@ -211,7 +211,7 @@ def test_create_whose_code_now_exists_is_refused(tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (lambda doc: doc["changes"][0].update(action="explode"), "changes/0/action"),
-        (lambda doc: doc["changes"][0].update(kind="meter"), "changes/0/kind"),
+        (lambda doc: doc["changes"][0].update(kind="widget"), "changes/0/kind"),
         (lambda doc: doc.pop("safety"), "'safety' is a required property"),
         (lambda doc: doc["changes"][0].update(dependsOn=[-1]), "changes/0/dependsOn/0"),
         (lambda doc: doc.update(surprise=1), "Additional properties"),

@@ -664,7 +664,7 @@ def test_create_many_is_all_or_nothing(store: Store) -> None:
 
 
 def test_unknown_kind(store: Store) -> None:
-    assert err(store.list_all, ORG, "meter").status == 400
+    assert err(store.list_all, ORG, "widget").status == 400
 
 
 # --------------------------------------------------------------------------- fault injection
