@@ -75,6 +75,12 @@ SAMPLES: dict[str, Callable[[Need], Body]] = {
         "standingChargeBillInAdvance": True,
     },
     "planGroup": lambda need: {"code": unique("group"), "name": "Bundle", "currency": "USD", "minimumSpend": 50},
+    "pricing": lambda need: {
+        "planId": need("plan"), "aggregationId": need("aggregation"), "startDate": "2024-01-01T00:00:00Z",
+        "cumulative": True, "description": "API calls",
+        "pricingBands": [{"lowerLimit": 0, "fixedPrice": 0, "unitPrice": 0.01},
+                         {"lowerLimit": 1000, "fixedPrice": 0, "unitPrice": 0.005}],
+    },
     "planGroupLink": lambda need: {"planGroupId": need("planGroup"), "planId": need("plan")},
     "accountPlan": lambda need: {
         "accountId": need("account"), "planId": need("plan"), "startDate": "2024-01-01T00:00:00Z",

@@ -25,6 +25,7 @@ from reconciler.kinds import (
     plan_group,
     plan_group_link,
     plan_template,
+    pricing,
     product,
 )
 from reconciler.kinds.base import (
@@ -57,6 +58,7 @@ KINDS: tuple[Kind, ...] = (
     plan.KIND,
     plan_group.KIND,
     plan_group_link.KIND,
+    pricing.KIND,
     account_plan.KIND,
 )
 
