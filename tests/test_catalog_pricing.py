@@ -180,7 +180,8 @@ def test_refusals_are_located(tmp_path: Path) -> None:
 
 
 def test_unknown_aggregation_is_an_error_against_the_organization(tmp_path: Path, local_backend: str) -> None:
-    path = write_manifest(tmp_path, "m/catalog.yaml", CATALOG.replace("aggregation: api_calls\n", "aggregation: nope\n"))
+    text = CATALOG.replace("aggregation: api_calls\n", "aggregation: nope\n")
+    path = write_manifest(tmp_path, "m/catalog.yaml", text)
     result = run_cli("plan", str(path), "--backend", local_backend)
     assert result.code == 1 and "aggregation 'nope' does not exist" in result.stderr
 
