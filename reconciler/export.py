@@ -363,8 +363,10 @@ class _Converter:
         if is_empty(value):
             return [] if f.required and isinstance(value, list) else _DROP
         if isinstance(value, bool):
-            if value is False and self.kind.name not in _KEEP_FALSE_KINDS:
-                return _DROP  # false is the default (``archived`` included): absent leaves it unmanaged
+            if value is False and self.kind.name not in _KEEP_FALSE_KINDS and not f.required:
+                # false is the default (``archived`` included): absent leaves it unmanaged; a
+                # field the model requires (a bill grouping key's ``exclusive``) is kept
+                return _DROP
             return value
         if f.submodel is not None and isinstance(value, Mapping):
             record = _record(f.submodel, value)
