@@ -65,6 +65,14 @@ _LINE_START = re.compile(
 )
 _AFTER_FLOW = re.compile(rf"[\[{{,][\ \t]*(?:{_BAD}|{_BAD_KEY}|:)", re.M | re.X)
 _COLON_IN_WORD = re.compile(r":[^\s]")
+# A one-line quoted scalar where a node starts (line start after indentation and ``- ``,
+# after ``: ``, after a flow indicator): both readings take it as the same string, so a ':'
+# inside it (a date-time such as '2024-01-01T00:00:00Z') says nothing about plain scalars in
+# flow collections. Never matched inside a plain scalar: a plain scalar cannot hold ': ' and,
+# in a flow collection, cannot hold ',', '[' or '{'; '- ' counts only at the start of a line.
+_QUOTED_NODE = re.compile(
+    r"""((?:^[ \t]*(?:-[ \t]+)*|:[ \t]+|[\[{,][ \t]*))(?:"[^"\n]*"|'(?:[^'\n]|'')*')""", re.M
+)
 # ``---`` may open the one document, after nothing but comments and blank lines.
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.M)
 _LEADING_DOC_START = re.compile(r"\A(?:[ \t]*(?:\#[^\n]*)?\n)*---[ \t]*(?:\#[^\n]*)?$", re.M)
@@ -92,12 +100,20 @@ def fast_eligible(text: str) -> bool:
     first_line = "\n" + text[: text.find("\n") + 1 or len(text)]
     if _LINE_START.search(first_line) or _LINE_START.search(text) or _AFTER_COLON.search(text):
         return False
-    if ("[" in text or "{" in text) and (_AFTER_FLOW.search(text) or _COLON_IN_WORD.search(text)):
+    if ("[" in text or "{" in text) and (_AFTER_FLOW.search(text) or _colon_in_plain(text)):
         return False  # flow collections: YAML 1.1 refuses a ':' inside a plain scalar there
     if "---" not in text:
         return True
     starts = _DOC_START.findall(text)
     return not starts or (len(starts) == 1 and _LEADING_DOC_START.match(text) is not None)
+
+
+def _colon_in_plain(text: str) -> bool:
+    """A ':' followed by a non-space outside one-line quoted scalars (which both readings take
+    alike): where YAML 1.1 and 1.2 may part ways inside a flow collection."""
+    if _COLON_IN_WORD.search(text) is None:
+        return False
+    return _COLON_IN_WORD.search(_QUOTED_NODE.sub(r"\1''", text)) is not None
 
 
 _NOTHING = object()
