@@ -22,15 +22,10 @@ from reconciler.kinds.plan_template import DESCRIPTION, MONEY, Ordinal
 from reconciler.kinds.spec import BOOL, CUSTOM_FIELDS, NAME, UUID, Spec
 
 
-class Plan(Strict):
-    """``plans:`` — a plan; ``planTemplate`` names its plan template by code, ``account`` the
-    account a bespoke plan is for, and the accounting products name products by code."""
+class Charges(Strict):
+    """The charges a plan and a plan group both set, overriding the plan template's (the
+    accounting products by code)."""
 
-    code: AccountCode
-    name: Name
-    planTemplate: CodeRef
-    account: CodeRef | None = None
-    bespoke: StrictBool | None = None
     standingCharge: Money | None = None
     standingChargeDescription: Description | None = None
     standingChargeBillInAdvance: StrictBool | None = None
@@ -39,6 +34,17 @@ class Plan(Strict):
     minimumSpendDescription: Description | None = None
     minimumSpendBillInAdvance: StrictBool | None = None
     minimumSpendAccountingProduct: CodeRef | None = None
+
+
+class Plan(Charges):
+    """``plans:`` — a plan; ``planTemplate`` names its plan template by code, ``account`` the
+    account a bespoke plan is for, and the accounting products name products by code."""
+
+    code: AccountCode
+    name: Name
+    planTemplate: CodeRef
+    account: CodeRef | None = None
+    bespoke: StrictBool | None = None
     ordinal: Ordinal | None = None  # "DEPRECATED - do not use" (kept so exports round-trip)
     customFields: CustomFields | None = None
 

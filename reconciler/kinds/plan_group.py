@@ -4,8 +4,6 @@ several products; the group's ``plans: [CODE, ...]`` are its links (``planGroupL
 
 from __future__ import annotations
 
-from pydantic import StrictBool
-
 from reconciler.kinds.base import Kind, Reference
 from reconciler.kinds.fields import (
     ENTITY_CODE_SPEC,
@@ -13,16 +11,14 @@ from reconciler.kinds.fields import (
     CodeRef,
     CurrencyCode,
     CustomFields,
-    Description,
-    Money,
     Name,
-    Strict,
 )
+from reconciler.kinds.plan import Charges
 from reconciler.kinds.plan_template import DESCRIPTION, MONEY
 from reconciler.kinds.spec import BOOL, CUSTOM_FIELDS, NAME, STR, UUID, Spec
 
 
-class PlanGroup(Strict):
+class PlanGroup(Charges):
     """``planGroups:`` — a plan group; ``currency`` by code, ``account`` the account a bespoke
     group is for; list its plans under ``plans: [CODE, ...]``."""
 
@@ -30,14 +26,6 @@ class PlanGroup(Strict):
     name: Name
     currency: CurrencyCode
     account: CodeRef | None = None
-    standingCharge: Money | None = None
-    standingChargeDescription: Description | None = None
-    standingChargeBillInAdvance: StrictBool | None = None
-    standingChargeAccountingProduct: CodeRef | None = None
-    minimumSpend: Money | None = None
-    minimumSpendDescription: Description | None = None
-    minimumSpendBillInAdvance: StrictBool | None = None
-    minimumSpendAccountingProduct: CodeRef | None = None
     customFields: CustomFields | None = None
 
 
