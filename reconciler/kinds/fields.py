@@ -206,7 +206,9 @@ CreditApplicationOrder = Annotated[
 class Strict(BaseModel):
     """Unknown fields are errors: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: a kind's validator is built when its first object is validated, so a plan of
+    # accounts alone does not pay for building the catalog's models
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 def drop_null(schema: dict[str, Any]) -> None:
