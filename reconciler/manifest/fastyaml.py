@@ -70,6 +70,8 @@ _COLON_IN_WORD = re.compile(r":[^\s]")
 # inside it (a date-time such as '2024-01-01T00:00:00Z') says nothing about plain scalars in
 # flow collections. Never matched inside a plain scalar: a plain scalar cannot hold ': ' and,
 # in a flow collection, cannot hold ',', '[' or '{'; '- ' counts only at the start of a line.
+# The usual such line, ``  startDate: "2025-01-01T00:00:00Z"``: a plain key and one quoted value.
+_KEY_QUOTED_LINE = re.compile(r"""[ \t]*(?:-[ \t]+)*[A-Za-z0-9_]+:[ \t]+(?:"[^"\n]*"|'[^'\n]*')[ \t]*""")
 _QUOTED_NODE = re.compile(
     r"""((?:^[ \t]*(?:-[ \t]+)*|:[ \t]+|[\[{,][ \t]*))(?:"[^"\n]*"|'(?:[^'\n]|'')*')""", re.M
 )
@@ -110,10 +112,24 @@ def fast_eligible(text: str) -> bool:
 
 def _colon_in_plain(text: str) -> bool:
     """A ':' followed by a non-space outside one-line quoted scalars (which both readings take
-    alike): where YAML 1.1 and 1.2 may part ways inside a flow collection."""
-    if _COLON_IN_WORD.search(text) is None:
-        return False
-    return _COLON_IN_WORD.search(_QUOTED_NODE.sub(r"\1''", text)) is not None
+    alike): where YAML 1.1 and 1.2 may part ways inside a flow collection. Only the lines
+    holding such a ':' are looked at again (a catalog file has thousands of quoted dates; a
+    substitution over the whole text cost more than the rest of the gate)."""
+    checked_to = -1
+    for match in _COLON_IN_WORD.finditer(text):
+        at = match.start()
+        if at < checked_to:
+            continue  # a line already found clean
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        if end < 0:
+            end = len(text)
+        line = text[start:end]
+        if _KEY_QUOTED_LINE.fullmatch(line) is None and _COLON_IN_WORD.search(
+                _QUOTED_NODE.sub(r"\1''", line)) is not None:
+            return True
+        checked_to = end
+    return False
 
 
 _NOTHING = object()
