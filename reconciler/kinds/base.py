@@ -165,6 +165,8 @@ class Kind:
     # object the planner compares and every body it diffs.
     renamed_by_path: Mapping[str, Reference] = field(init=False)
     renamed_by_api: Mapping[str, Reference] = field(init=False)
+    # ``identity`` with each group split into its alternatives, once.
+    identity_groups: tuple[tuple[str, ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.title:
@@ -173,6 +175,7 @@ class Kind:
                    if r.renamed and r.plain_field is not None and r.api_field is not None]
         object.__setattr__(self, "renamed_by_path", {r.path: r for r in renamed})
         object.__setattr__(self, "renamed_by_api", {r.api_path: r for r in renamed})
+        object.__setattr__(self, "identity_groups", tuple(tuple(g.split("|")) for g in self.identity))
 
     @property
     def prune_modes(self) -> tuple[str, ...]:
@@ -199,8 +202,8 @@ class Kind:
             if isinstance(code, str) and code:
                 return code
         parts: list[str] = []
-        for group in self.identity:
-            for name in group.split("|"):
+        for group in self.identity_groups:
+            for name in group:
                 got = value(name)
                 if got is not None and got != "":
                     parts.append(str(got) if self.by_code else f"{name}={got}")
