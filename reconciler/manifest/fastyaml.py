@@ -63,7 +63,7 @@ _LINE_START = re.compile(
     rf"\n[\ \t]*(?=[-+.0-9_!&*|>?:yYnNoOtTfF~%])(?:-[\ \t]+)*(?:{_BAD}|{_BAD_KEY}|%|\.\.\.(?:[ \t]|$))",
     re.M | re.X,
 )
-_AFTER_FLOW = re.compile(rf"[\[{{,][\ \t]*(?:{_BAD}|{_BAD_KEY}|:)", re.M | re.X)
+_AFTER_FLOW = re.compile(rf"[\[{{,][\ \t]*(?=[-+.0-9_!&*|>?:yYnNoOtTfF~])(?:{_BAD}|{_BAD_KEY}|:)", re.M | re.X)
 _COLON_IN_WORD = re.compile(r":[^\s]")
 # A one-line quoted scalar where a node starts (line start after indentation and ``- ``,
 # after ``: ``, after a flow indicator): both readings take it as the same string, so a ':'
