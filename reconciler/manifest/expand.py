@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from reconciler.manifest.yaml_events import Pos, Problem
+from reconciler.manifest.positions import Pos, Problem
 from reconciler.safetext import is_credential_name
 
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")

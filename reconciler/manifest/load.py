@@ -38,12 +38,13 @@ from reconciler.manifest.fastyaml import NOT_FAST, fast_load
 from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, read_manifest_bytes
 from reconciler.manifest.locate import LazyLocations, Locator, best_position, read_text, scan
 from reconciler.manifest.messages import describe, display_path, field_errors
+from reconciler.manifest.positions import Pos, Problem
 from reconciler.manifest.settings import Settings
 from reconciler.manifest.types import DesiredObject, LoadResult, Manifests, NodePath
-from reconciler.manifest.yaml_events import DocumentBuilder, ParsedDocument, Pos, Problem
 
 if TYPE_CHECKING:
     from reconciler.kinds import Kind
+    from reconciler.manifest.yaml_events import ParsedDocument
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 VALIDATION_CHUNK = 2_000  # objects per bulk validation call: bounds the memory of model output
@@ -452,6 +453,8 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
             del text
             _read_fast(file, data, state)
             continue
+        from reconciler.manifest.yaml_events import DocumentBuilder  # PyYAML: only off the fast path
+
         problems: list[Problem] = []
         builder = DocumentBuilder(EnvExpander(state.environ, problems), problems)
         for doc in builder.documents(text):

@@ -13,21 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from yaml.events import (
-    AliasEvent,
-    DocumentStartEvent,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-)
-
 from reconciler.diagnostics import Location, whole_file
 from reconciler.manifest.files import DEFAULT_MAX_MANIFEST_BYTES, ManifestFileError, read_manifest_bytes
+from reconciler.manifest.positions import Pos
 from reconciler.manifest.types import DesiredObject, NodePath
-from reconciler.manifest.yaml_events import Pos, _Loader
 
 
 @dataclass(slots=True)
@@ -52,6 +41,20 @@ def scan(text: str, wanted: Iterable[NodePath]) -> dict[NodePath, NodePositions]
     if not prefixes:
         return found
     remaining = set(prefixes)
+    # PyYAML only when a message needs a position: a clean fast-path load never imports it
+    from yaml.events import (
+        AliasEvent,
+        DocumentStartEvent,
+        MappingEndEvent,
+        MappingStartEvent,
+        ScalarEvent,
+        SequenceEndEvent,
+        SequenceStartEvent,
+        StreamEndEvent,
+    )
+
+    from reconciler.manifest.yaml_events import _Loader
+
     loader = _Loader(text)
     # Frames: [path, is_map, next key or index, key position]
     stack: list[list[Any]] = []

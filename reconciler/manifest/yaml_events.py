@@ -39,8 +39,7 @@ from yaml.events import (
     StreamEndEvent,
 )
 
-# Position (line, column), both 1-based.
-Pos = tuple[int, int]
+from reconciler.manifest.positions import Pos, Problem
 
 _Y = "tag:yaml.org,2002:"
 STR, INT, FLOAT, BOOL, NULL = (_Y + t for t in ("str", "int", "float", "bool", "null"))
@@ -48,15 +47,6 @@ MAP, SEQ, MERGE = _Y + "map", _Y + "seq", _Y + "merge"
 
 # Alias expansion may add at most this many values, plus one per event of the file itself.
 ALIAS_BUDGET_BASE = 100_000
-
-
-@dataclass(slots=True)
-class Problem:
-    """A complaint about the YAML text, before any manifest meaning is applied."""
-
-    message: str
-    line: int
-    column: int
 
 
 @dataclass(slots=True)
