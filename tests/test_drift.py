@@ -81,3 +81,27 @@ def test_drift_on_invalid_manifests_is_an_error(tmp_path: Path, local_backend: s
     result = run_cli("drift", str(tmp_path / "m"), "--backend", local_backend)
     assert result.code == 1
     assert "a.yaml:2:" in result.stderr and "Traceback" not in result.output
+
+
+def test_drift_covers_the_catalog(tmp_path: Path, local_backend: str) -> None:
+    """A pricing band and an account plan changed by hand in the example organization are
+    drift, named by their composite keys and the band's lower limit."""
+    apply_ok(str(EXAMPLES), "--backend", local_backend)
+    pricing, account_plan = kinds.get("pricing"), kinds.get("accountPlan")
+    with LocalBackend(local_backend.split(":", 1)[1]) as org:
+        plans = {p["id"]: p["code"] for p in org.list(kinds.get("plan"))}
+        target = next(p for p in org.list(pricing)
+                      if plans.get(p.get("planId")) == "analytics-standard" and len(p["pricingBands"]) == 3)
+        body = {k: v for k, v in target.items() if k not in kinds.READ_ONLY_FIELDS or k == "version"}
+        bands = [dict(b) for b in body["pricingBands"]]
+        bands[1]["unitPrice"] = 0.0009
+        org.update(pricing, target["id"], {**body, "pricingBands": bands})
+        ap = next(iter(org.list(account_plan)))
+        org.delete(account_plan, ap["id"])
+    drifted = run_cli("drift", str(EXAMPLES), "--backend", local_backend, "--format", "json")
+    assert drifted.code == 2, drifted.output
+    items = {(i["type"], i["kind"]): i for i in json.loads(drifted.stdout)["drift"]}
+    changed = items[("changed", "pricing")]
+    assert changed["key"] == "plan=analytics-standard, aggregation=api_requests, startDate=2025-01-01T00:00:00Z"
+    assert [f["path"] for f in changed["fields"]] == ["pricingBands[100000].unitPrice"]
+    assert items[("missing", "accountPlan")]["key"].startswith("account=")
