@@ -225,7 +225,7 @@ def _claim_code(state: LoadState, per_kind: dict[str, DesiredObject], obj: Desir
     or mistyped code is left to validation, which says what is wrong with it. Objects nested
     in it (``Kind.nested_in``) are collected as objects of their own kinds."""
     nested = kinds.NESTED_BY_HOST.get(kind.name)
-    if nested:
+    if nested and not _NESTED_FIELDS[kind.name].isdisjoint(obj.fields):
         _unnest(state, obj, nested)
     code = obj.fields.get("code") if kind.by_code else kind.key_in_manifest(obj.fields)
     if type(code) is not str:
@@ -243,6 +243,12 @@ def _claim_code(state: LoadState, per_kind: dict[str, DesiredObject], obj: Desir
     per_kind[code] = obj
 
 
+# host kind name -> the fields its nested kinds are written under (``accountPlans``)
+_NESTED_FIELDS: dict[str, frozenset[str]] = {
+    host: frozenset(n.field for _, n in nested) for host, nested in kinds.NESTED_BY_HOST.items()
+}
+
+
 def _place(obj: DesiredObject) -> str:
     """``accounts[3]`` or ``plans[0].pricings[2]``: where an object sits in its document."""
     path = obj.node_path[1:]
@@ -255,10 +261,7 @@ def _place(obj: DesiredObject) -> str:
 def _unnest(state: LoadState, host: DesiredObject, nested: tuple[tuple[Kind, kinds.Nesting], ...]) -> None:
     """Take the nested lists out of a host object (its model does not know them) and collect
     their items as objects of the nested kinds, each naming the host by its code."""
-    fields = host.fields
-    if not any(n.field in fields for _, n in nested):
-        return
-    host.fields = fields = dict(fields)
+    host.fields = fields = dict(host.fields)
     host_code = fields.get("code")
     for kind, nesting in nested:
         if nesting.field not in fields:
