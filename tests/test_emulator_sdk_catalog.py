@@ -412,3 +412,44 @@ def test_bill_grouping_keys_through_the_generic_client(client: m3ter.M3ter, stri
     assert isinstance(deleted, dict) and deleted["code"] == key
     with pytest.raises(m3ter.NotFoundError):
         strict.get(f"{base}/{created['id']}", cast_to=object)
+
+
+# --------------------------------------------------------------------------- list filters
+
+
+def test_list_filters_the_document_defines(client: m3ter.M3ter) -> None:
+    """The SDK's list filters by a referenced object (openapi-full.json: meters and compound
+    aggregations by ``productId``, plan templates by ``productId``, plans and plan groups by
+    ``accountId``, plan group links by ``planGroup`` and ``plan``, pricings by ``planId``,
+    ``planTemplateId`` and ``aggregationId``) answer only the objects that hold it."""
+    prod, other = product(client), product(client)
+    mine, theirs = meter(client, prod.id), meter(client, other.id)
+    assert [m.id for m in client.meters.list(product_id=[prod.id])] == [mine.id]
+    assert {m.id for m in client.meters.list(product_id=[prod.id, other.id])} == {mine.id, theirs.id}
+    cagg = client.compound_aggregations.create(code=code("cagg"), name="C", product_id=prod.id, calculation="1",
+                                               unit="u", rounding="NONE", quantity_per_unit=1)
+    assert [c.id for c in client.compound_aggregations.list(product_id=[prod.id])] == [cagg.id]
+    tmpl, other_tmpl = template(client, prod.id), template(client, other.id)
+    assert [t.id for t in client.plan_templates.list(product_id=prod.id)] == [tmpl.id]
+    assert [t.id for t in client.plan_templates.list(product_id=other.id)] == [other_tmpl.id]
+    account = client.accounts.create(code=code("acct"), name="Acme", email_address="billing@acme.example")
+    general = plan(client, tmpl.id)
+    bespoke = client.plans.create(code=code("plan"), name="Bespoke", plan_template_id=tmpl.id, account_id=account.id,
+                                  bespoke=True)
+    assert [p.id for p in client.plans.list(account_id=[account.id])] == [bespoke.id]
+    group = client.plan_groups.create(code=code("group"), name="G", currency="USD", account_id=account.id)
+    client.plan_groups.create(code=code("group"), name="Other", currency="USD")
+    assert [g.id for g in client.plan_groups.list(account_id=[account.id])] == [group.id]
+    link = client.plan_group_links.create(plan_group_id=group.id, plan_id=general.id)
+    client.plan_group_links.create(plan_group_id=group.id, plan_id=bespoke.id)
+    assert [x.id for x in client.plan_group_links.list(plan=general.id)] == [link.id]
+    assert len(list(client.plan_group_links.list(plan_group=group.id))) == 2
+    agg = aggregation(client, mine.id)
+    bands = [{"lower_limit": 0, "fixed_price": 0, "unit_price": 1}]
+    on_plan = client.pricings.create(plan_id=general.id, aggregation_id=agg.id, start_date="2024-01-01T00:00:00Z",
+                                     pricing_bands=bands)
+    on_template = client.pricings.create(plan_template_id=tmpl.id, aggregation_id=agg.id,
+                                         start_date="2024-01-01T00:00:00Z", pricing_bands=bands)
+    assert [p.id for p in client.pricings.list(plan_id=general.id)] == [on_plan.id]
+    assert [p.id for p in client.pricings.list(plan_template_id=tmpl.id)] == [on_template.id]
+    assert {p.id for p in client.pricings.list(aggregation_id=agg.id)} == {on_plan.id, on_template.id}

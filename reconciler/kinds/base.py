@@ -123,6 +123,12 @@ class Kind:
     # Query parameters every listing sends (account plans: ``includeall=true``, else only the
     # plans in effect today are listed).
     list_params: tuple[tuple[str, str], ...] = ()
+    # Query parameters of the list endpoint that filter by a top-level field of the object
+    # (openapi-full.json: ``GET /meters?productId=...``, ``GET /pricings?planId=...``):
+    # parameter -> API field. The emulator answers only objects whose field holds one of the
+    # given values; a filter the document defines but the emulator cannot express this way
+    # (a field the object does not hold itself) is not listed and so ignored.
+    list_filters: Mapping[str, str] = field(default_factory=dict)
     references: tuple[Reference, ...] = ()
     pii_fields: tuple[str, ...] = ()  # masked by --redact-pii
     # Fields whose list order is meaningful; every other list compares as a multiset.

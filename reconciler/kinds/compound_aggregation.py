@@ -54,6 +54,7 @@ KIND = Kind(
     model=CompoundAggregation,
     deletable=True,
     page_size=100,  # GET /compoundaggregations: pageSize maximum 100, with a codes filter
+    list_filters={"productId": "productId"},
     references=(
         Reference("product", "product", api_path="productId", by_id=True,
                   hint="move it to another product (or product: null for a global one), or remove it too"),
