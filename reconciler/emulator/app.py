@@ -20,8 +20,9 @@ What it answers (every path below ``/organizations/{orgId}/`` comes from the kin
   ``ids`` and ``codes`` both repeated (``codes=a&codes=b``) and comma-joined (``codes=a,b``; a
   value is matched whole as well as split, so codes containing commas still match), and
   ``archived`` on picklists, and each kind's ``list_filters`` (``productId`` on meters,
-  ``planId`` on pricings...: only objects whose field holds one of the values). Envelope ``{"data": [...], "nextToken": "..."}``, no
-  ``nextToken`` on the last page; newest objects first.
+  ``planId`` on pricings...: only objects whose field holds one of the values). Envelope
+  ``{"data": [...], "nextToken": "..."}``, no ``nextToken`` on the last page; newest objects
+  first.
 * ``archived`` (the document words it per endpoint, see ``_archived``): ``false`` -> only
   objects that are not archived; ``true`` -> only archived currencies, but archived and active
   reasons and transaction types; absent -> only objects that are not archived (no default is
