@@ -1513,8 +1513,9 @@ class Store:
         Plain fields are matched in SQL: the indexed ``parent_id`` column when it holds the
         field (an account's children, an account plan's account), else ``json_extract`` over
         the referrer kind's rows, evaluated inside SQLite (no body reaches Python). List paths
-        (``currencyConversions[].from``: the organization config, small kinds) are matched in
-        Python over the rows whose JSON text contains the value (an ``instr`` prefilter)."""
+        (``currencyConversions[].from``: the organization config, small kinds) and references
+        read through ``extract`` (codes inside a calculation) are matched in Python over the
+        rows whose JSON text contains the value (an ``instr`` prefilter)."""
         wanted = [(ref, entity.get("id") if ref.by_id else entity.get("code")) for ref in refs]
         wanted = [(ref, value) for ref, value in wanted if value is not None]
         if not wanted:
@@ -1535,7 +1536,12 @@ class Store:
             ).fetchall()
             sample = [_label({"id": i, "code": c}) for i, c in rows]
             return int(count), [ref.api_path for (ref, _), flag in zip(wanted, held, strict=True) if flag], sample
-        needles = builtins.list(dict.fromkeys(_dumps(value) for _, value in wanted))
+        # a reference read through ``extract`` names the value inside a text (a calculation),
+        # so its needle is the value without JSON quotes; the walk below decides
+        needles = builtins.list(dict.fromkeys(
+            _dumps(value)[1:-1] if ref.extract is not None and isinstance(value, str) else _dumps(value)
+            for ref, value in wanted
+        ))
         found = conn.execute(
             "SELECT body FROM entities WHERE org = ? AND kind = ? AND ("
             + " OR ".join("instr(body, ?) > 0" for _ in needles)
