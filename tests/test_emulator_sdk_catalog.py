@@ -453,3 +453,18 @@ def test_list_filters_the_document_defines(client: m3ter.M3ter) -> None:
     assert [p.id for p in client.pricings.list(plan_id=general.id)] == [on_plan.id]
     assert [p.id for p in client.pricings.list(plan_template_id=tmpl.id)] == [on_template.id]
     assert {p.id for p in client.pricings.list(aggregation_id=agg.id)} == {on_plan.id, on_template.id}
+
+
+def test_calculation_references_through_the_sdk(client: m3ter.M3ter, strict: m3ter.M3ter) -> None:
+    """A compound aggregation's calculation names aggregations as ``aggregation.<code>``: an
+    unknown code is refused, and an aggregation a calculation names is not deleted."""
+    agg = aggregation(client, meter(client, product(client).id).id)
+    with pytest.raises(m3ter.BadRequestError, match="calculation: aggregation 'nosuch' does not exist"):
+        strict.compound_aggregations.create(code=code("cagg"), name="C", calculation="aggregation.nosuch * 2",
+                                            unit="u", rounding="NONE", quantity_per_unit=1)
+    cagg = client.compound_aggregations.create(code=code("cagg"), name="C", calculation=f"aggregation.{agg.code} * 2",
+                                               unit="u", rounding="NONE", quantity_per_unit=1)
+    with pytest.raises(m3ter.BadRequestError, match="calculation"):
+        strict.aggregations.delete(agg.id)
+    client.compound_aggregations.delete(cagg.id)
+    assert client.aggregations.delete(agg.id).id == agg.id
