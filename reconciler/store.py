@@ -10,7 +10,7 @@ Public API (``kind`` is a kind name from :mod:`reconciler.kinds` or a ``Kind``):
                                                      # fail_rules None: read RECONCILER_STORE_FAIL;
                                                      # kinds None: the registry reconciler.kinds.KINDS
     store.ensure_org(org) -> None                    # create + seed on first use (idempotent)
-    store.list(org, kind, *, page_size, next_token=None, ids=None, codes=None, archived=None)
+    store.list(org, kind, *, page_size, next_token=None, ids=None, codes=None, archived=None, where=None)
         -> (items, next_token | None)                # newest first, opaque cursor
     store.list_all(org, kind, *, codes=None, ids=None, archived=None) -> list[dict]  # one query
     store.children(org, account_id, *, page_size, next_token=None) -> (items, next_token | None)
@@ -880,12 +880,20 @@ class Store:
         ids: Collection[str] | None = None,
         codes: Collection[str] | None = None,
         archived: bool | None = None,
+        where: Mapping[str, Collection[str]] | None = None,
     ) -> Page:
-        """One page, newest first; the token for the next page or None on the last page."""
+        """One page, newest first; the token for the next page or None on the last page.
+        ``where`` keeps only objects whose top-level ``field`` holds one of the given values
+        (the list filters of a kind's registry entry, ``Kind.list_filters``)."""
         name = self._rules.name(kind)
         if name in self._rules.singletons:
             raise _invalid(f"{name} is a singleton; it has no list")
-        return self._page(org, name, page_size, next_token, ids=ids, codes=codes, archived=archived)
+        extra = [
+            (f"{self._rules.field_sql(name, field)} IN (SELECT value FROM json_each(?))",
+             (_dumps(builtins.list(values)),))
+            for field, values in (where or {}).items()
+        ]
+        return self._page(org, name, page_size, next_token, ids=ids, codes=codes, archived=archived, extra=extra)
 
     def children(self, org: str, account_id: str, *, page_size: int, next_token: str | None = None) -> Page:
         """Child accounts of ``account_id``, newest first (404 when the account does not exist)."""
@@ -1505,8 +1513,9 @@ class Store:
         Plain fields are matched in SQL: the indexed ``parent_id`` column when it holds the
         field (an account's children, an account plan's account), else ``json_extract`` over
         the referrer kind's rows, evaluated inside SQLite (no body reaches Python). List paths
-        (``currencyConversions[].from``: the organization config, small kinds) are matched in
-        Python over the rows whose JSON text contains the value (an ``instr`` prefilter)."""
+        (``currencyConversions[].from``: the organization config, small kinds) and references
+        read through ``extract`` (codes inside a calculation) are matched in Python over the
+        rows whose JSON text contains the value (an ``instr`` prefilter)."""
         wanted = [(ref, entity.get("id") if ref.by_id else entity.get("code")) for ref in refs]
         wanted = [(ref, value) for ref, value in wanted if value is not None]
         if not wanted:
@@ -1527,7 +1536,12 @@ class Store:
             ).fetchall()
             sample = [_label({"id": i, "code": c}) for i, c in rows]
             return int(count), [ref.api_path for (ref, _), flag in zip(wanted, held, strict=True) if flag], sample
-        needles = builtins.list(dict.fromkeys(_dumps(value) for _, value in wanted))
+        # a reference read through ``extract`` names the value inside a text (a calculation),
+        # so its needle is the value without JSON quotes; the walk below decides
+        needles = builtins.list(dict.fromkeys(
+            _dumps(value)[1:-1] if ref.extract is not None and isinstance(value, str) else _dumps(value)
+            for ref, value in wanted
+        ))
         found = conn.execute(
             "SELECT body FROM entities WHERE org = ? AND kind = ? AND ("
             + " OR ".join("instr(body, ?) > 0" for _ in needles)

@@ -839,3 +839,26 @@ def test_extra_fields_are_added_kept_and_cleared_like_known_fields(tmp_path: Pat
         dropped = s.update(ORG, "account", made["id"], {**account("A"), "version": 2})
         assert "customerSince" not in dropped and "profile" not in dropped  # PUT replaces
         assert err(s.create, ORG, "account", {**account("B"), "other": 1}).kind == "invalid"
+
+
+def test_list_where_keeps_objects_whose_field_holds_a_value(store: Any) -> None:
+    """``where`` (the registry's ``list_filters``): field -> accepted values, any field, with
+    paging; the indexed parent column is used when the field lives there."""
+    a = store.create(ORG, "product", {"code": "a", "name": "A"})
+    b = store.create(ORG, "product", {"code": "b", "name": "B"})
+    field = [{"category": "MEASURE", "code": "n", "name": "N"}]
+    on_a = [store.create(ORG, "meter", {"code": f"ma{i}", "name": "M", "productId": a["id"], "dataFields": field,
+                          "derivedFields": []})
+            for i in range(3)]
+    on_b = store.create(ORG, "meter", {"code": "mb", "name": "M", "productId": b["id"], "dataFields": field,
+                                                "derivedFields": []})
+    store.create(ORG, "meter", {"code": "global", "name": "M", "dataFields": field, "derivedFields": []})
+    page, token = store.list(ORG, "meter", page_size=2, where={"productId": [a["id"]]})
+    rest, last = store.list(ORG, "meter", page_size=2, next_token=token, where={"productId": [a["id"]]})
+    assert [m["id"] for m in page + rest] == [m["id"] for m in reversed(on_a)] and last is None
+    both, _ = store.list(ORG, "meter", page_size=10, where={"productId": [a["id"], b["id"]]})
+    assert len(both) == 4 and on_b["id"] in {m["id"] for m in both}
+    parent = store.create(ORG, "account", account("P"))
+    child = store.create(ORG, "account", account("C", parentAccountId=parent["id"]))
+    kids, _ = store.list(ORG, "account", page_size=10, where={"parentAccountId": [parent["id"]]})
+    assert [k["id"] for k in kids] == [child["id"]]

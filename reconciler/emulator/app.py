@@ -19,8 +19,10 @@ What it answers (every path below ``/organizations/{orgId}/`` comes from the kin
 * Lists: ``pageSize`` 1..100 (1..200 for children; default 10; outside -> 400), ``nextToken``,
   ``ids`` and ``codes`` both repeated (``codes=a&codes=b``) and comma-joined (``codes=a,b``; a
   value is matched whole as well as split, so codes containing commas still match), and
-  ``archived`` on picklists. Envelope ``{"data": [...], "nextToken": "..."}``, no
-  ``nextToken`` on the last page; newest objects first.
+  ``archived`` on picklists, and each kind's ``list_filters`` (``productId`` on meters,
+  ``planId`` on pricings...: only objects whose field holds one of the values). Envelope
+  ``{"data": [...], "nextToken": "..."}``, no ``nextToken`` on the last page; newest objects
+  first.
 * ``archived`` (the document words it per endpoint, see ``_archived``): ``false`` -> only
   objects that are not archived; ``true`` -> only archived currencies, but archived and active
   reasons and transaction types; absent -> only objects that are not archived (no default is
@@ -343,9 +345,12 @@ class EmulatorApp:
         codes = _multi(request, "codes") if registered is None or registered.codes_filter else None
         archivable = registered is not None and registered.archivable
         archived = _archived(request, kind, self.emulator.config) if archivable else None
+        # the endpoint's filters by a field of the object (``productId``, ``planId``...)
+        filters = registered.list_filters if registered is not None else {}
+        where = {field: values for param, field in filters.items() if (values := _multi(request, param))}
         items, next_token = await run_in_threadpool(
             lambda: self.store.list(
-                org, kind, page_size=size, next_token=token, ids=ids, codes=codes, archived=archived
+                org, kind, page_size=size, next_token=token, ids=ids, codes=codes, archived=archived, where=where
             )
         )
         return _page(items, next_token)

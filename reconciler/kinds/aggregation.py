@@ -202,6 +202,8 @@ KIND = Kind(
     model=Aggregation,
     deletable=True,
     page_size=100,  # GET /aggregations: pageSize maximum 100, with a codes filter
+    # GET /aggregations?productId= names the meter's product, which an aggregation does not
+    # hold itself: no list_filters.
     references=(
         Reference("meter", "meter", api_path="meterId", by_id=True,
                   hint="point the aggregation at another meter, or remove it too"),

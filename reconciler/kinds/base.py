@@ -7,7 +7,7 @@ API paths and ordering read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,14 @@ class Reference:
     other removals are still ordered after the referrers let go, but not refused.
     A reference from a kind to itself (``parent``) makes a forest, which the planner keeps
     acyclic at every step of an apply.
+
+    ``extract`` is for a field whose value is not itself the target's code but a text naming
+    any number of targets (a compound aggregation's ``calculation`` names aggregations as
+    ``aggregation.<code>``): it yields the codes a value names, and every walker
+    (``referenced_codes``, ``referenced_fields``, ``api_values``, ``api_fields``) yields those
+    instead of the value, so ordering, refusals, diagnostics and the store's checks read it
+    like any other reference. Such a reference is by code and spelled alike in manifests and
+    the API (neither ``by_id`` nor a different ``api_path``).
     """
 
     path: str
@@ -44,6 +52,7 @@ class Reference:
     by_id: bool = False
     blocks: frozenset[str] = frozenset({"delete"})
     hint: str = ""  # how to let go of the target, for refusals (e.g. "set parent: null")
+    extract: Callable[[Any], Iterable[str]] | None = None  # codes named inside a field's value
     steps: tuple[str, ...] = field(init=False)  # ``path`` split at dots, once
     api_steps: tuple[str, ...] = field(init=False)
     # The field itself when the reference is one plain top-level field (an account's
@@ -57,8 +66,13 @@ class Reference:
         if not self.api_path:
             object.__setattr__(self, "api_path", self.path)
         object.__setattr__(self, "api_steps", tuple(self.api_path.split(".")))
-        object.__setattr__(self, "plain_field", _plain_field(self.steps))
-        object.__setattr__(self, "api_field", _plain_field(self.api_steps))
+        if self.extract is not None and self.renamed:
+            raise ValueError(f"{self.path}: a reference with extract is by code and spelled alike in the API")
+        # a reference read through ``extract`` is never one plain value: the fast paths that
+        # read ``plain_field`` / ``api_field`` directly would see the whole text
+        plain = self.extract is None
+        object.__setattr__(self, "plain_field", _plain_field(self.steps) if plain else None)
+        object.__setattr__(self, "api_field", _plain_field(self.api_steps) if plain else None)
 
     @property
     def renamed(self) -> bool:
@@ -123,6 +137,12 @@ class Kind:
     # Query parameters every listing sends (account plans: ``includeall=true``, else only the
     # plans in effect today are listed).
     list_params: tuple[tuple[str, str], ...] = ()
+    # Query parameters of the list endpoint that filter by a top-level field of the object
+    # (openapi-full.json: ``GET /meters?productId=...``, ``GET /pricings?planId=...``):
+    # parameter -> API field. The emulator answers only objects whose field holds one of the
+    # given values; a filter the document defines but the emulator cannot express this way
+    # (a field the object does not hold itself) is not listed and so ignored.
+    list_filters: Mapping[str, str] = field(default_factory=dict)
     references: tuple[Reference, ...] = ()
     pii_fields: tuple[str, ...] = ()  # masked by --redact-pii
     # Fields whose list order is meaningful; every other list compares as a multiset.
@@ -233,7 +253,7 @@ FieldPath = tuple[str | int, ...]
 def referenced_codes(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str]]:
     """Yield every (reference, code) that manifest ``fields`` of an object of ``kind`` names."""
     for ref in kind.references:
-        for code, _ in _walk(fields, ref.steps, ()):
+        for code, _ in _values(ref, fields, ref.steps):
             if isinstance(code, str):
                 yield ref, code
 
@@ -242,7 +262,7 @@ def referenced_fields(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[R
     """Every (reference, code, field path) in ``fields``: the path as written (``currency``,
     ``currencyConversions[0].from``), so that messages can point at the field."""
     for ref in kind.references:
-        for code, path in _walk(fields, ref.steps, ()):
+        for code, path in _values(ref, fields, ref.steps):
             if isinstance(code, str):
                 yield ref, code, path
 
@@ -250,14 +270,26 @@ def referenced_fields(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[R
 def api_values(ref: Reference, body: Mapping[str, Any]) -> Iterator[Any]:
     """The values of one reference in an API-shaped object (a live entity or a request
     body): each a code, an id (``by_id``) or a ``{"$ref": ...}`` placeholder."""
-    for value, _ in _walk(body, ref.api_steps, ()):
+    for value, _ in _values(ref, body, ref.api_steps):
         yield value
 
 
 def api_fields(ref: Reference, body: Mapping[str, Any]) -> Iterator[tuple[Any, FieldPath]]:
     """Every (value, field path) of one reference in an API-shaped object: the path as the
     API spells it (``parentAccountId``, ``currencyConversions[0].from``), for messages."""
-    return _walk(body, ref.api_steps, ())
+    return _values(ref, body, ref.api_steps)
+
+
+def _values(ref: Reference, node: Any, parts: tuple[str, ...]) -> Iterator[tuple[Any, FieldPath]]:
+    """``_walk``, then each code ``ref.extract`` finds in a value (once each, in order of
+    appearance), at the value's path."""
+    if ref.extract is None:
+        yield from _walk(node, parts, ())
+        return
+    for value, path in _walk(node, parts, ()):
+        for code in dict.fromkeys(ref.extract(value)):
+            if code:
+                yield code, path
 
 
 def _walk(node: Any, parts: tuple[str, ...], path: FieldPath) -> Iterator[tuple[Any, FieldPath]]:

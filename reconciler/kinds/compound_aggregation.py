@@ -2,16 +2,31 @@
 custom fields: ``product: CODE`` or global, and a ``calculation`` (openapi-full.json,
 CompoundAggregationRequest and AbstractAggregationRequest).
 
-The calculation is kept as written. The document says it "can reference simple Aggregations
-or Custom Fields" but defines no syntax for those references, so references inside it are
-not parsed, checked offline or used to order changes: m3ter checks them when the compound
-aggregation is created or updated.
+openapi-full.json says the calculation "can reference simple Aggregations or Custom Fields"
+without a syntax; m3ter's documentation gives it: "You can reference the resultant values of
+simple Aggregations in a Compound Aggregation calculation using a simple Aggregation's Code.
+The general format is: aggregation.<aggregationCode>", and the calculation "can reference all
+simple Aggregations - any Product-specific and any Global simple Aggregations"
+(https://www.m3ter.com/docs/guides/usage-data-aggregations/calculations-syntax-and-supported-functions-operators;
+examples such as ``aggregation.watch_seconds + ...`` at
+https://m3ter.com/docs/guides/usage-data-aggregations/compound-aggregations-examples).
+
+So ``calculation`` is a ``Reference`` to aggregations, read through ``extract``
+(:func:`aggregation_codes`): every aggregation it names must be in the manifests or live (a
+located error at ``calculation``; offline a warning that it must exist live), a compound
+aggregation is created after the aggregations it names, and an aggregation is not deleted
+while a compound aggregation it is named by is kept (the planner refuses; the store, and so
+the emulator, refuses too, as it does for a meter an aggregation uses). Any product's or a
+global aggregation may be named, so nothing is checked about products. Custom field
+references in the calculation are not parsed.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
+import regex
 from pydantic import Field, StrictBool, StrictStr
 
 from reconciler.kinds.aggregation import COMMON_SPEC, QuantityPerUnit, Rounding, Unit
@@ -47,6 +62,19 @@ REQUEST_SPEC: dict[str, Spec] = {
 }
 
 
+# ``aggregation.<aggregationCode>``: the code is a picklist-style code (PICKLIST_CODE in
+# fields.py); ``aggregation`` must not be the tail of a longer name (``myaggregation.x``, ``a.aggregation.x``).
+_AGGREGATION_REFERENCE = regex.compile(r"(?<![\p{L}\p{N}_$.])aggregation\.([\p{L}_$][\p{L}_$0-9]*)")
+
+
+def aggregation_codes(calculation: Any) -> Iterator[str]:
+    """The codes of the simple aggregations a calculation names (``aggregation.<code>``), in
+    order of appearance; nothing for a value that is not a string."""
+    if isinstance(calculation, str):
+        for match in _AGGREGATION_REFERENCE.finditer(calculation):
+            yield match.group(1)
+
+
 KIND = Kind(
     name="compoundAggregation",
     manifest_key="compoundAggregations",
@@ -54,11 +82,15 @@ KIND = Kind(
     model=CompoundAggregation,
     deletable=True,
     page_size=100,  # GET /compoundaggregations: pageSize maximum 100, with a codes filter
+    list_filters={"productId": "productId"},
     references=(
         Reference("product", "product", api_path="productId", by_id=True,
                   hint="move it to another product (or product: null for a global one), or remove it too"),
         Reference("accountingProduct", "product", api_path="accountingProductId", by_id=True,
                   blocks=frozenset(), hint="give it another accountingProduct, or remove it"),
+        Reference("calculation", "aggregation", extract=aggregation_codes,
+                  hint="stop naming it as aggregation.<code> in the calculation, or remove the compound "
+                       "aggregation too"),
     ),
     request_spec=REQUEST_SPEC,
 )

@@ -155,6 +155,7 @@ KIND = Kind(
     model=Meter,
     deletable=True,
     page_size=100,  # GET /meters: pageSize maximum 100, with a codes filter
+    list_filters={"productId": "productId"},
     references=(
         Reference("product", "product", api_path="productId", by_id=True,
                   hint="move the meter to another product (or product: null for a global meter), or remove it too"),

@@ -95,6 +95,8 @@ KIND = Kind(
     deletable=True,
     page_size=100,
     codes_filter=False,  # GET /plans takes ids, productId and accountId, no codes
+    # productId names the plan template's product, which a plan does not hold itself
+    list_filters={"accountId": "accountId"},
     references=(
         Reference("planTemplate", "planTemplate", api_path="planTemplateId", by_id=True,
                   hint="move the plan to another plan template (planTemplate: CODE), or remove it too"),

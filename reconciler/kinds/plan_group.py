@@ -57,6 +57,7 @@ KIND = Kind(
     deletable=True,
     page_size=200,  # GET /plangroups: pageSize maximum 200
     codes_filter=False,  # ids and accountId, no codes
+    list_filters={"accountId": "accountId"},
     references=(
         Reference("currency", "currency", hint="give the plan group another currency"),
         Reference("account", "account", api_path="accountId", by_id=True, hint="remove the bespoke plan group too"),

@@ -27,6 +27,7 @@ KIND = Kind(
     deletable=True,
     page_size=100,
     codes_filter=False,  # GET /plangrouplinks filters by planGroup and plan ids, not codes
+    list_filters={"planGroup": "planGroupId", "plan": "planId"},
     references=(
         Reference("planGroup", "planGroup", api_path="planGroupId", by_id=True,
                   hint="remove the plan from the plan group's plans (and prune planGroupLinks)"),

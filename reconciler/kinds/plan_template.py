@@ -125,6 +125,7 @@ KIND = Kind(
     deletable=True,
     page_size=100,
     codes_filter=False,  # GET /plantemplates takes ids and productId, no codes
+    list_filters={"productId": "productId"},
     references=(
         Reference("product", "product", api_path="productId", by_id=True,
                   hint="move the plan template to another product, or remove it too"),

@@ -123,6 +123,7 @@ KIND = Kind(
     model=Pricing,
     deletable=True,
     codes_filter=False,  # GET /pricings filters by date, plan, plan template, aggregation and ids
+    list_filters={"planId": "planId", "planTemplateId": "planTemplateId", "aggregationId": "aggregationId"},
     identity=("plan|planTemplate", "aggregation|compoundAggregation", "startDate"),
     code_first=True,  # segmented pricings share all three: give them codes
     nested_in=(
