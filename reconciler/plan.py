@@ -521,6 +521,14 @@ class _Planner:
                 body[name] = merged
             else:
                 body[name] = value
+        for group in kind.exclusive_fields:
+            # one of these is named: the live value of another (a pricing moving from its plan
+            # template to a plan) must go, or the body holds two
+            if any(desired.get(name) is not None and name not in ignored for name in group):
+                for other in group:
+                    if other not in desired and other not in ignored:
+                        ref = renamed.get(other)
+                        body.pop(ref.api_path if ref is not None else other, None)
         for path in ignored:
             if "." in path:
                 _keep_live(body, live, path.split("."))
