@@ -274,3 +274,16 @@ def test_coded_account_plan_moved_from_a_plan_to_a_plan_group(backend: LocalBack
                                  "startDate": "2024-01-01T00:00:00Z"}])
     assert check_convergence(backend, m, tmp_path, parallelism=1) == "converged"
 
+
+def test_coded_account_plan_start_moved_past_its_live_end_date(backend: LocalBackend, tmp_path: Path) -> None:
+    """The manifest moves account plan ap1's startDate past the live endDate it leaves
+    unmanaged: each field is valid alone, the PUT that merges them is not ("endDate: must be
+    after startDate"). The plan applied and failed; it is refused at plan time now, and
+    ``endDate: null`` (or a later one) in the manifest makes it converge."""
+    seed(backend, catalog_org(*CATALOG_BASE, ("accountPlan", {
+        "code": "ap1", "account": "a", "plan": "pl1", "startDate": "2023-01-01T00:00:00Z",
+        "endDate": "2024-01-01T00:00:00Z"}), accounts=(LiveAccount("a", None, None),)))
+    moved = {"code": "ap1", "account": "a", "plan": "pl1", "startDate": "2024-06-01T00:00:00Z"}
+    assert_refused_naming(backend, manifests(accountPlans=[moved]), tmp_path, "accountPlan ap1", "endDate")
+    m = manifests(accountPlans=[{**moved, "endDate": None}])
+    assert check_convergence(backend, m, tmp_path / "again", parallelism=1) == "converged"
