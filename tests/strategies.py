@@ -361,11 +361,14 @@ def manifest_sets(draw: st.DrawFn, live: LiveOrg, *, live_cycles: bool = True, c
     prune = {
         key: mode
         for key, mode in (
-            ("currencies", draw(PRUNE_PICKLIST)),
+            # with a catalog, the organization part is tested lightly: the properties without
+            # one cover its refusals (a pruned USD, a pruned parent still named), which would
+            # otherwise refuse most catalog examples before the catalog is even applied
+            ("currencies", draw(st.sampled_from([False, False, "archive"]) if catalog else PRUNE_PICKLIST)),
             ("creditReasons", draw(PRUNE_PICKLIST)),
             ("debitReasons", draw(PRUNE_PICKLIST)),
             ("transactionTypes", draw(PRUNE_PICKLIST)),
-            ("accounts", draw(st.sampled_from([False, "delete"]))),
+            ("accounts", draw(st.sampled_from([False, False, False, "delete"] if catalog else [False, "delete"]))),
         )
         if mode or draw(st.booleans())
     }
@@ -786,8 +789,16 @@ def catalog_manifests(
     its kind is not pruned (naming a pruned one is refused at plan time, which is tested, but
     should not be most of what is drawn)."""
     prune: dict[str, Any] = {}
+    # pruning one kind and not its referrers is mostly refused (a kept referrer holds it), so
+    # prune settings come correlated: none, all, or some at random
+    style = draw(st.sampled_from(["none", "all", "some", "some"]))
     for key in CATALOG_PRUNE:
-        mode = draw(st.sampled_from([False, False, "delete"]))
+        if style == "all" or (key == "accountPlans" and org_prune.get("accounts") and draw(st.integers(0, 3)) > 0):
+            mode: Any = "delete"
+        elif style == "some":
+            mode = draw(st.sampled_from([False, False, "delete"]))
+        else:
+            mode = False
         if key == "billGroupingKeys" and mode:
             mode = draw(st.sampled_from(["archive", "delete"]))
         if mode or draw(st.integers(0, 3)) == 0:
