@@ -532,7 +532,7 @@ def check_convergence(
     allows (see :func:`reordered`).
     """
     from reconciler.manifest import load_manifests
-    from reconciler.services import plan_loaded, run_apply
+    from reconciler.services import ApplyRefused, check_apply_allowed, plan_loaded, run_apply
 
     directory = manifests.write(workdir / "manifests")
     loaded = load_manifests([str(directory)])
@@ -554,6 +554,17 @@ def check_convergence(
         _event("empty")
         return "empty"
     _event("converged" if len(plan.changes) < 10 else "converged (10+ changes)")
+    # apply asks for --allow-delete exactly when the plan deletes a kind whose delete needs it
+    flagged = sorted({c.kind for c in plan.changes if c.action == "delete" and kinds.get(c.kind).delete_needs_flag})
+    try:
+        check_apply_allowed(plan, force=True, allow_delete=False)
+    except ApplyRefused as refused:
+        assert flagged, f"apply refused without a delete that needs --allow-delete: {refused}"
+        assert "--allow-delete" in str(refused), str(refused)
+        _event("needs --allow-delete: " + ", ".join(flagged))
+    else:
+        assert not flagged, f"deletes of {flagged} went through without --allow-delete"
+    check_apply_allowed(plan, force=True, allow_delete=True)
     if choose is not None:
         plan = dataclasses.replace(plan, changes=reordered(plan.changes, choose))
     result = run_apply(plan, backend, parallelism=parallelism)

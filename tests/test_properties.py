@@ -290,3 +290,30 @@ def test_catalog_converges_over_the_emulator(emulator: RunningEmulator, parallel
 @given(scenario=scenarios(**CATALOG), data=st.data())
 def test_catalog_a_saved_plan_refuses_after_any_live_change(scenario: Scenario, data: st.DataObject) -> None:
     _saved_plan_refuses_after_a_live_change(scenario, data)
+
+
+@settings(max_examples=max(8, settings().max_examples // 4))
+@given(scenario=scenarios(**CATALOG))
+def test_catalog_export_round_trips(scenario: Scenario) -> None:
+    """Whatever the live organization holds (catalog included, objects our apply never built),
+    ``export`` writes manifests that validate and that plan as no change against it."""
+    note(repr(scenario))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "org.sqlite"
+        backend = LocalBackend(path)
+        try:
+            seed(backend, scenario.live)
+        finally:
+            backend.close()
+        out = Path(tmp) / "export"
+        result = run_cli("export", "--out", str(out), "--backend", f"local:{path}")
+        assert result.code == 0, result.output
+        loaded = load_manifests([str(out)])
+        assert loaded.ok, "exported manifests must validate:\n" + "\n".join(d.format() for d in loaded.diagnostics)
+        backend = LocalBackend(path)
+        try:
+            outcome = plan_loaded(loaded, backend)
+            assert outcome.plan is not None, [d.format() for d in outcome.diagnostics]
+            assert not outcome.plan.changes, [(c.action, c.kind, c.key, c.diff) for c in outcome.plan.changes]
+        finally:
+            backend.close()
