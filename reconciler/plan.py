@@ -431,6 +431,18 @@ class _Planner:
                 f"cannot update {where}: m3ter requires {', '.join(missing)} on every update and the "
                 f"organization has no value; set {', '.join(missing)} under {kind.manifest_key} in the manifests"
             ))
+        # The manifests' fields laid over the live ones can break a rule across fields that
+        # neither breaks alone (a new startDate after the live endDate): m3ter would refuse
+        # the PUT, so the plan is refused now, naming the rule.
+        sent = {k: v for k, v in body.items() if v is not None}
+        for rule in kind.body_rules:
+            problem = rule(sent)
+            if problem:
+                where = kind.name if kind.singleton else f"{kind.name} {key}"
+                self.blockers.append((kind.name, key,
+                    f"cannot update {where}: with the fields the manifests leave to the organization, the "
+                    f"update would be refused ({problem}); set those fields in the manifests too"
+                ))
 
     def _unchanged(self, kind: Kind, key: str) -> None:
         self.unchanged += 1
@@ -532,6 +544,14 @@ class _Planner:
                 body[name] = merged
             else:
                 body[name] = value
+        for group in kind.exclusive_fields:
+            # one of these is named: the live value of another (a pricing moving from its plan
+            # template to a plan) must go, or the body holds two
+            if any(desired.get(name) is not None and name not in ignored for name in group):
+                for other in group:
+                    if other not in desired and other not in ignored:
+                        ref = renamed.get(other)
+                        body.pop(ref.api_path if ref is not None else other, None)
         for path in ignored:
             if "." in path:
                 _keep_live(body, live, path.split("."))

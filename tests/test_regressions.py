@@ -213,3 +213,77 @@ def test_saved_plan_refuses_after_a_version_bump(backend: LocalBackend, tmp_path
         backend.update(kind, str(current["id"]), _put_body(current))
 
     _apply_saved_after(backend, tmp_path, m, bump)
+
+
+# -- the pricing catalog (issue 15) -----------------------------------------------------------
+
+PRODUCT = ("product", {"code": "p1", "name": "Product p1"})
+METER = ("meter", {"code": "m1", "name": "Meter m1", "dataFields": [
+    {"category": "MEASURE", "code": "qty", "name": "Quantity", "unit": "units"}], "derivedFields": []})
+AGG = {"name": "Agg", "meter": "m1", "targetField": "qty", "aggregation": "SUM", "unit": "u", "rounding": "NONE",
+       "quantityPerUnit": 1.0}
+COMPOUND = {"name": "Compound", "calculation": "aggregation.ag1 * 2", "unit": "u", "rounding": "UP",
+            "quantityPerUnit": 1.0}
+TEMPLATE = {"name": "Template t1", "product": "p1", "currency": "USD", "billFrequency": "MONTHLY", "standingCharge": 0}
+BANDS = [{"lowerLimit": 0, "fixedPrice": 0, "unitPrice": 0.5}]
+
+
+def catalog_org(*catalog: tuple[str, dict[str, Any]], accounts: tuple[LiveAccount, ...] = ()) -> LiveOrg:
+    return LiveOrg((USD, EUR), "USD", (), {}, accounts, catalog=catalog)
+
+
+CATALOG_BASE = (
+    PRODUCT, METER,
+    ("aggregation", {"code": "ag1", **AGG}),
+    ("compoundAggregation", {"code": "ca1", **COMPOUND}),
+    ("planTemplate", {"code": "t1", **TEMPLATE}),
+    ("plan", {"code": "pl1", "name": "Plan pl1", "planTemplate": "t1"}),
+)
+
+
+def test_coded_pricing_moved_from_its_plan_template_to_a_plan(backend: LocalBackend, tmp_path: Path) -> None:
+    """A pricing with a code is known by it, so moving it from a plan template to a plan is
+    an update; the manifest names ``plan`` and leaves ``planTemplate`` out, and the update
+    kept the live planTemplateId beside the new planId: m3ter refused the body ("exactly one
+    of planId or planTemplateId"). Naming one of an identity's ``a|b`` fields now clears the
+    other."""
+    seed(backend, catalog_org(*CATALOG_BASE, ("pricing", {
+        "code": "pr1", "planTemplate": "t1", "aggregation": "ag1", "startDate": "2025-01-01T00:00:00Z",
+        "pricingBands": BANDS})))
+    m = manifests(plans=[{"code": "pl1", "name": "Plan pl1", "planTemplate": "t1", "pricings": [
+        {"code": "pr1", "aggregation": "ag1", "startDate": "2025-01-01T00:00:00Z", "pricingBands": BANDS}]}])
+    assert check_convergence(backend, m, tmp_path, parallelism=1) == "converged"
+
+
+def test_coded_pricing_moved_from_an_aggregation_to_a_compound_one(backend: LocalBackend, tmp_path: Path) -> None:
+    seed(backend, catalog_org(*CATALOG_BASE, ("pricing", {
+        "code": "pr1", "plan": "pl1", "aggregation": "ag1", "startDate": "2025-01-01T00:00:00Z",
+        "pricingBands": BANDS})))
+    m = manifests(pricings=[{"code": "pr1", "plan": "pl1", "compoundAggregation": "ca1",
+                             "startDate": "2025-01-01T00:00:00Z", "pricingBands": BANDS}],
+                  settings={"prune": {"aggregations": "delete"}})
+    assert check_convergence(backend, m, tmp_path, parallelism=1, choose=last_ready) == "converged"
+
+
+def test_coded_account_plan_moved_from_a_plan_to_a_plan_group(backend: LocalBackend, tmp_path: Path) -> None:
+    seed(backend, catalog_org(*CATALOG_BASE, ("planGroup", {"code": "g1", "name": "Group", "currency": "USD"}),
+                              ("accountPlan", {"code": "ap1", "account": "a", "plan": "pl1",
+                                               "startDate": "2024-01-01T00:00:00Z"}),
+                              accounts=(LiveAccount("a", None, None),)))
+    m = manifests(accountPlans=[{"code": "ap1", "account": "a", "planGroup": "g1",
+                                 "startDate": "2024-01-01T00:00:00Z"}])
+    assert check_convergence(backend, m, tmp_path, parallelism=1) == "converged"
+
+
+def test_coded_account_plan_start_moved_past_its_live_end_date(backend: LocalBackend, tmp_path: Path) -> None:
+    """The manifest moves account plan ap1's startDate past the live endDate it leaves
+    unmanaged: each field is valid alone, the PUT that merges them is not ("endDate: must be
+    after startDate"). The plan applied and failed; it is refused at plan time now, and
+    ``endDate: null`` (or a later one) in the manifest makes it converge."""
+    seed(backend, catalog_org(*CATALOG_BASE, ("accountPlan", {
+        "code": "ap1", "account": "a", "plan": "pl1", "startDate": "2023-01-01T00:00:00Z",
+        "endDate": "2024-01-01T00:00:00Z"}), accounts=(LiveAccount("a", None, None),)))
+    moved = {"code": "ap1", "account": "a", "plan": "pl1", "startDate": "2024-06-01T00:00:00Z"}
+    assert_refused_naming(backend, manifests(accountPlans=[moved]), tmp_path, "accountPlan ap1", "endDate")
+    m = manifests(accountPlans=[{**moved, "endDate": None}])
+    assert check_convergence(backend, m, tmp_path / "again", parallelism=1) == "converged"

@@ -203,6 +203,13 @@ class Kind:
         return (("archive",) if self.archivable else ()) + (("delete",) if self.deletable else ())
 
     @property
+    def exclusive_fields(self) -> tuple[tuple[str, ...], ...]:
+        """Groups of manifest fields of which an object holds exactly one: the identity parts
+        written ``a|b`` (a pricing's ``plan|planTemplate``). Naming one in a manifest means the
+        others are empty, so an update clears them."""
+        return tuple(tuple(g.split("|")) for g in self.identity if "|" in g)
+
+    @property
     def keyed(self) -> bool:
         return not self.singleton
 
