@@ -34,7 +34,6 @@ from reconciler import kinds
 from reconciler.backends.base import Backend
 from reconciler.compare import FieldDiff
 from reconciler.diagnostics import ReconcilerError
-from reconciler.guards import delete_blockers
 from reconciler.live import read_live
 from reconciler.manifest.files import ManifestFileError, read_manifest_bytes
 from reconciler.order import order_changes
@@ -277,7 +276,7 @@ def check_against_live(saved: SavedPlan, backend: Backend) -> Plan:
     saved_order = [list(c.depends_on) for c in plan.changes]
     saved_keys = [(c.kind, c.key) for c in plan.changes]
     ordering = order_changes(list(plan.changes), live)
-    blockers = [*ordering.blockers, *delete_blockers(ordering.changes, backend)]
+    blockers = list(ordering.blockers)
     if blockers:
         raise PlanRefused(_listed("the saved plan cannot succeed against the organization now", blockers))
     if [(c.kind, c.key) for c in ordering.changes] != saved_keys or [c.depends_on for c in ordering.changes] \

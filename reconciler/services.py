@@ -17,7 +17,6 @@ from reconciler import kinds
 from reconciler.backends import BackendOptions, open_backend
 from reconciler.backends.base import Backend, ReadProgress
 from reconciler.diagnostics import Diagnostic, ReconcilerError
-from reconciler.guards import delete_blockers
 from reconciler.live import read_live
 from reconciler.lookups import resolve_names
 from reconciler.manifest import load_manifests, reference_diagnostics
@@ -136,7 +135,6 @@ def plan_loaded(result: LoadResult, backend: Backend, *, only: Selection | None 
         return PlanOutcome(diagnostics)
     plan = build_plan(manifests, live, organization=backend.org_id, backend=backend.name, only=only)
     plan.read_by_code = {name: sorted(codes) for name, codes in wanted.items() if codes is not None}
-    plan.blockers.extend(delete_blockers(plan.changes, backend))
     return PlanOutcome(diagnostics, plan, [d.format() for d in diagnostics if not d.is_error])
 
 

@@ -714,9 +714,11 @@ def live_catalogs(draw: st.DrawFn, org: LiveOrg) -> tuple[tuple[str, Mapping[str
         out.append(("aggregation", {"code": code, "name": f"Agg {code}", "meter": meter_code, "targetField": target,
                                     "aggregation": function, "unit": "u", "rounding": "NONE", "quantityPerUnit": 1.0}))
     compounds = []
-    for code in _some(draw, COMPOUND_POOL, 1):
-        compound = {"code": code, "name": f"Compound {code}", "calculation": "aggregation.ag1 * 2", "unit": "u",
-                    "rounding": "UP", "quantityPerUnit": 1.0}
+    # a calculation names live aggregations (m3ter reads ``aggregation.<code>``): only with some
+    for code in _some(draw, COMPOUND_POOL, 1) if aggregations else []:
+        named = draw(st.sampled_from(aggregations))
+        compound = {"code": code, "name": f"Compound {code}", "calculation": f"aggregation.{named} * 2",
+                    "unit": "u", "rounding": "UP", "quantityPerUnit": 1.0}
         if products and draw(st.booleans()):
             compound["product"] = draw(st.sampled_from(products))
         compounds.append(code)
@@ -925,11 +927,14 @@ def catalog_manifests(
 
     # compound aggregations
     compound_codes = listed("compoundAggregation", COMPOUND_POOL, 1)
-    if compound_codes:
+    # a calculation names an aggregation the manifests list or one live (which pruning may refuse)
+    nameable = sorted({*aggregation_codes, *(a["code"] for a in live.catalog_of("aggregation"))})
+    if compound_codes and nameable:
         entries = []
         for c in compound_codes:
+            named = draw(st.sampled_from(nameable))
             entry = {"code": c, "name": renamed("compoundAggregation", c, "Compound"),
-                     "calculation": draw(st.sampled_from(["aggregation.ag1 * 2", "aggregation.ag2 + 1"])),
+                     "calculation": draw(st.sampled_from([f"aggregation.{named} * 2", f"aggregation.{named} + 1"])),
                      "unit": "u", "rounding": "UP", "quantityPerUnit": 1.0}
             if draw(st.booleans()) and (target := pick(products, "product")) is not None:
                 entry["product"] = target

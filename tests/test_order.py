@@ -246,8 +246,8 @@ def test_account_with_account_plans_is_not_deleted_but_refused_at_plan_time(tmp_
     result = run_cli("plan", path, "--backend", f"local:{db}")
     assert result.code == 1
     assert "cannot delete account gone-co" in result.stderr
-    assert "account plan gold_2024 (from 2024-01-01 to 2024-12-31)" in result.stderr
-    assert "delete those account plans first" in result.stderr
+    assert "accountPlan gold_2024, which the manifests do not list, refers to it" in result.stderr
+    assert "prune it too" in result.stderr
     assert "free-co" not in result.stderr.split("error:", 1)[1]  # only the blocked account is named
     refused = apply(path, f"local:{db}")
     assert refused.code == 1
@@ -266,7 +266,7 @@ def test_saved_plan_refused_when_an_account_plan_appears_after_review(tmp_path: 
         [old] = [a for a in backend.list(ACCOUNT) if a["code"] == "old-co"]
         backend.store.seed_account_plan(backend.org_id, old["id"], code="late_plan")
     result = run_cli("apply", "--plan", str(out), "--backend", f"local:{db}", "--auto-approve", "--allow-delete")
-    assert result.code == 1 and "account plan late_plan" in result.stderr
+    assert result.code == 1 and "accountPlan late_plan refers to it" in result.stderr
     assert set(parents(db)) == {"old-co"}
 
 

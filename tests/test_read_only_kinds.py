@@ -3,7 +3,7 @@
 The store keeps them (seeded by tests), the emulator serves them in the official document's
 shapes (openapi-full.json: ListStatementDefinitions, GetStatementDefinition, ListAccountPlans,
 GetAccountPlan), and every backend reads them: ``statement_definitions()`` for name -> id
-resolution, ``account_plans(account_ids)`` because m3ter refuses to delete an account that
+resolution, account plans (now a managed kind) because m3ter refuses to delete an account that
 account plans reference (DELETE /accounts/{id}).
 """
 
@@ -179,19 +179,19 @@ def test_m3ter_backend_reads_statement_definitions_across_pages(emu: RunningEmul
     assert {d["id"] for d in got} == seeded and len(got) == 105
 
 
-def test_m3ter_backend_reads_every_account_plan_of_the_accounts(emu: RunningEmulator) -> None:
+def test_m3ter_backend_lists_every_account_plan_ended_or_future(emu: RunningEmulator) -> None:
+    """Account plans are a managed kind listed with includeall=true (``Kind.list_params``): ended
+    and future plans block an account delete too, so a plan must see them all."""
     store, org = emu.store, emu.org_id
     accounts = [_account(store, org, f"A{i}") for i in range(5)]
     expected = set()
-    for i, acc in enumerate(accounts[:4]):
+    for i, acc in enumerate(accounts):
         expected.add(store.seed_account_plan(org, acc["id"], start_date="2020-01-01", end_date="2021-01-01")["id"])
         if i % 2:
             expected.add(store.seed_account_plan(org, acc["id"], start_date="2099-01-01")["id"])
-    unrelated = store.seed_account_plan(org, accounts[4]["id"])
     with _m3ter(emu) as backend:
-        got = backend.account_plans([a["id"] for a in accounts[:4]])
-        assert {p["id"] for p in got} == expected and unrelated["id"] not in {p["id"] for p in got}
-        assert backend.account_plans([]) == []
+        got = backend.list(kinds.get("accountPlan"))
+        assert {p["id"] for p in got} == expected
         with pytest.raises(ValidationFailed, match="account plan"):
             backend.delete(ACCOUNT, accounts[0]["id"])
 
@@ -205,6 +205,6 @@ def test_local_backend_reads_both(tmp_path: Path) -> None:
         plan = backend.store.seed_account_plan(
             backend.org_id, acme["id"], start_date="2020-01-01", end_date="2020-06-01"
         )
-        assert backend.account_plans([acme["id"], "unknown"]) == [plan]
+        assert backend.list(kinds.get("accountPlan")) == [plan]
         with pytest.raises(ValidationFailed, match="account plan"):
             backend.delete(ACCOUNT, acme["id"])

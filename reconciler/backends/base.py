@@ -89,12 +89,6 @@ class Backend(ABC):
         none (a test double) has none."""
         return []
 
-    def account_plans(self, account_ids: Collection[str]) -> builtins.list[Entity]:
-        """Every account plan (active, future or ended) of the given accounts: m3ter refuses
-        to delete an account while any account plan references it (openapi-full.json,
-        DELETE /accounts/{id}). A backend that holds none (a test double) has none."""
-        return []
-
     def fetch_live(
         self, wanted: Mapping[str, Collection[str] | None], progress: ReadProgress | None = None
     ) -> dict[str, builtins.list[Entity]]:

@@ -121,11 +121,6 @@ class LocalBackend(Backend):
             "reads", "listing statement definitions", lambda: self.store.list_all(self.org_id, "statementDefinition")
         )
 
-    def account_plans(self, account_ids: Collection[str]) -> builtins.list[Entity]:
-        return self._call(
-            "reads", "listing account plans", lambda: self.store.account_plans_of(self.org_id, account_ids)
-        )
-
     def stats(self) -> dict[str, int]:
         with self._lock:
             return dict(self._stats)

@@ -212,21 +212,6 @@ class M3terBackend(Backend):
         ListStatementDefinitions)."""
         return self._pages(f"{self._org_url}/statementdefinitions", [], READ_PAGE_SIZE, "statement definitions")
 
-    def account_plans(self, account_ids: Collection[str]) -> Entities:
-        """``GET /accountplans?account=ID&includeall=true`` per account, concurrently (each
-        request under the rate limiter). ``account`` takes one id, and alone returns only the
-        currently active plans; ``includeall=true`` adds ended and future ones, which block a
-        delete too (openapi-full.json, ListAccountPlans)."""
-        wanted = list(dict.fromkeys(str(a) for a in account_ids))
-        url = f"{self._org_url}/accountplans"
-        jobs = [
-            partial(self._pages, url, [("account", a), ("includeall", "true")], READ_PAGE_SIZE, "account plans")
-            for a in wanted
-        ]
-        keep = set(wanted)
-        # Filter again by accountId: a server that ignored the filter must not blame other accounts.
-        return [e for e in _merge_by_id(self._run_parallel(jobs), None) if str(e.get("accountId")) in keep]
-
     def _run_parallel(self, jobs: Sequence[Callable[[], Entities]]) -> builtins.list[Entities]:
         """Run listing jobs on up to ``parallelism`` threads; results in job order."""
         if len(jobs) <= 1:

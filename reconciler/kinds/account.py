@@ -134,25 +134,6 @@ def _credit_order_in_hierarchy(manifests: Any, state: Any) -> None:
         )
 
 
-def _account_plans_in_the_way(backend: Any, ids: list[str]) -> dict[str, str]:
-    """openapi-full.json, DELETE /accounts/{id}: "This may fail if there are any AccountPlans
-    that reference the Account being deleted." Any account plan, ended or not, counts."""
-    found: dict[str, list[str]] = {}
-    for plan in backend.account_plans(ids):
-        what = plan.get("code") or plan.get("id")
-        span = f"from {str(plan.get('startDate', '?'))[:10]}" + (
-            f" to {str(plan['endDate'])[:10]}" if plan.get("endDate") else ", open-ended")
-        found.setdefault(str(plan.get("accountId")), []).append(f"account plan {what} ({span})")
-    return {
-        account_id: (
-            f"m3ter refuses to delete an account that account plans reference: {', '.join(plans[:5])}"
-            + (f" and {len(plans) - 5} more" if len(plans) > 5 else "")
-            + "; delete those account plans first (ending them is not enough), or keep the account"
-        )
-        for account_id, plans in found.items()
-    }
-
-
 KIND = Kind(
     name="account",
     manifest_key="accounts",
@@ -176,7 +157,6 @@ KIND = Kind(
         ),
     },
     delete_needs_flag=True,
-    delete_guard=_account_plans_in_the_way,
     delete_warning=(
         "deleting an account permanently dissociates its usage data; an account created later "
         "with the same code does not get it back"

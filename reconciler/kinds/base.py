@@ -168,9 +168,6 @@ class Kind:
     # would lack one (the organization has none and the manifests do not set it) is refused
     # at plan time instead of by m3ter.
     put_required: tuple[str, ...] = ()
-    # What outside the managed kinds blocks a delete, read from the backend only when a plan
-    # deletes objects of this kind: (backend, ids) -> {id: what is in the way and the fix}.
-    delete_guard: Callable[[Any, list[str]], Mapping[str, str]] | None = None
     # The API's request limits (the store and the emulator refuse bodies outside them):
     # field -> Spec, from the kind's request schema in openapi-full.json.
     request_spec: Mapping[str, Spec] = field(default_factory=dict)
