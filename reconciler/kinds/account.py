@@ -106,15 +106,17 @@ def _credit_order_in_hierarchy(manifests: Any, state: Any) -> None:
     An explicit ``null`` or ``[]`` (leave it empty) is what the rule asks for, so it passes.
     """
     accounts = manifests.of_kind("account")
+    # the few accounts that set an order first: usually none, and then no hierarchy is built
+    ordered = [(code, obj) for code, obj in accounts.items()
+               if obj.fields.get("creditApplicationOrder") not in (None, [])]
+    if not ordered:
+        return
     children: dict[str, list[str]] = {}
     for code, obj in accounts.items():
         parent = obj.fields.get("parent")
         if isinstance(parent, str):
             children.setdefault(parent, []).append(code)
-    for code, obj in accounts.items():
-        order = obj.fields.get("creditApplicationOrder")
-        if order is None or order == []:
-            continue
+    for code, obj in ordered:
         parent = obj.fields.get("parent")
         if isinstance(parent, str):
             why = f"it is a child of {parent!r}"

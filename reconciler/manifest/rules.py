@@ -50,24 +50,32 @@ def _name_or_id(manifests: Manifests, state: LoadState) -> None:
 
 
 def _parent_cycles(manifests: Manifests, state: LoadState) -> None:
-    accounts = manifests.of_kind("account")
-    parent_of = {
-        code: obj.fields["parent"] for code, obj in accounts.items() if isinstance(obj.fields.get("parent"), str)
-    }
+    """A kind that refers to itself by one plain field (an account's ``parent``) must not form a
+    cycle within the manifests (cycles through live objects are the planner's to refuse)."""
+    for kind in kinds.KINDS:
+        for ref in kind.references:
+            if ref.target == kind.name and ref.plain_field is not None:
+                _cycles_of(kind, ref.plain_field, manifests, state)
+
+
+def _cycles_of(kind: kinds.Kind, field: str, manifests: Manifests, state: LoadState) -> None:
+    objects = manifests.of_kind(kind.name)
+    parent_of = {code: obj.fields[field] for code, obj in objects.items() if isinstance(obj.fields.get(field), str)}
+    article = "an" if kind.name[:1] in "aeiou" else "a"
     for cycle in find_cycles(parent_of):
-        first = min(cycle, key=lambda c: (accounts[c].location.file, accounts[c].location.line))
+        first = min(cycle, key=lambda c: (objects[c].location.file, objects[c].location.line))
         at = cycle.index(first)
         cycle = cycle[at:] + cycle[:at]
-        obj = accounts[first]
+        obj = objects[first]
         if len(cycle) == 1:
-            message = f"{describe(obj)}: parent: an account cannot be its own parent"
+            message = f"{describe(obj)}: {field}: {article} {kind.name} cannot be its own {field}"
         else:
             chain = " -> ".join(repr(c) for c in [*cycle, cycle[0]])
             message = (
-                f"{describe(obj)}: parent: accounts form a cycle {chain}; "
-                "an account cannot be its own ancestor"
+                f"{describe(obj)}: {field}: {kind.manifest_key} form a cycle {chain}; "
+                f"{article} {kind.name} cannot be its own ancestor"
             )
-        state.at_field("error", message, obj, ("parent",), "value")
+        state.at_field("error", message, obj, (field,), "value")
 
 
 def reference_diagnostics(
