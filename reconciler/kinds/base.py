@@ -243,12 +243,23 @@ class Kind:
         if self.by_code:
             code = fields.get("code")
             return code if type(code) is str else None
-        return self.key_from(lambda name: _scalar(fields.get(name)))
+        if self.code_first:
+            code = fields.get("code")
+            if type(code) is str and code:
+                return code
+        # key_from unrolled (it runs for every pricing of a catalog): plain values only
+        parts: list[str] = []
+        for group in self.identity_groups:
+            for name in group:
+                value = fields.get(name)
+                t = type(value)
+                if (t is str and value) or t is int or t is float:
+                    parts.append(f"{name}={value}")
+                    break
+            else:
+                return None
+        return ", ".join(parts)
 
-
-def _scalar(value: Any) -> Any:
-    """Only plain values make a key; anything else leaves the key unset (validation reports it)."""
-    return value if isinstance(value, str | int | float) and not isinstance(value, bool) else None
 
 
 FieldPath = tuple[str | int, ...]

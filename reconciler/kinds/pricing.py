@@ -41,10 +41,10 @@ class PricingBand(Strict):
 
 
 def _one_of(fields: dict[str, Any], names: tuple[str, str]) -> str | None:
-    given = [n for n in names if fields.get(n) not in (None, "")]
-    if len(given) == 1:
-        return None
-    return f"give exactly one of {names[0]} or {names[1]}" + (" (both are set)" if given else "")
+    first, second = fields.get(names[0]), fields.get(names[1])
+    if (first is None or first == "") != (second is None or second == ""):
+        return None  # exactly one (the usual case, decided without building anything)
+    return f"give exactly one of {names[0]} or {names[1]}" + (" (both are set)" if first else "")
 
 
 class Pricing(Strict):
@@ -83,10 +83,12 @@ def _checks(manifests: Any, state: Any) -> None:
             state.at_field("error", f"{state.describe(obj)}: endDate: must be after startDate ({start})", obj,
                            ("endDate",))
         bands = f.get("pricingBands")
-        if isinstance(bands, list):
-            limits = [b.get("lowerLimit") for b in bands if isinstance(b, dict)]
+        if isinstance(bands, list) and len(bands) > 1:
             seen: set[Any] = set()
-            for i, limit in enumerate(limits):
+            for i, band in enumerate(bands):
+                limit = band.get("lowerLimit") if isinstance(band, dict) else None
+                if limit is None:
+                    continue
                 if limit in seen:
                     state.at_field("error", f"{state.describe(obj)}: pricingBands[{i}]: lowerLimit {limit} is "
                                    "given twice; each band starts at its own lower limit", obj, ("pricingBands", i))
