@@ -113,9 +113,16 @@ def _m3ter_backend(emu: RunningEmulator, org_id: str, parallelism: int) -> M3ter
 def test_converges_over_the_emulator(emulator: RunningEmulator, parallelism: int, scenario: Scenario) -> None:
     # function_scoped_fixture is suppressed on purpose: the only fixture is module-scoped
     # (the parametrized ``parallelism`` is a plain value), and each example takes a new org.
+    _emulator_convergence(emulator, parallelism, scenario)
+
+
+def _emulator_convergence(emulator: RunningEmulator, parallelism: int, scenario: Scenario) -> None:
+    """Seed the scenario's live organization into a fresh emulator organization, then one
+    apply over HTTP converges or is refused at plan time."""
     note(repr(scenario))
     org_id = EMULATOR_ORGS[next(_org_counter) % len(EMULATOR_ORGS)]
-    assume(not emulator.store.count(org_id, "account"))  # an org used before (deep runs wrap)
+    # an org used before (deep runs wrap around the pool) is skipped
+    assume(not emulator.store.count(org_id, "account") and not emulator.store.count(org_id, "product"))
     with tempfile.TemporaryDirectory() as tmp:
         backend = _m3ter_backend(emulator, org_id, parallelism)
         try:
@@ -274,16 +281,7 @@ def test_catalog_any_order_that_depends_on_allows_converges(scenario: Scenario, 
 )
 @given(scenario=scenarios(max_accounts=3, catalog=True))
 def test_catalog_converges_over_the_emulator(emulator: RunningEmulator, parallelism: int, scenario: Scenario) -> None:
-    note(repr(scenario))
-    org_id = EMULATOR_ORGS[next(_org_counter) % len(EMULATOR_ORGS)]
-    assume(not emulator.store.count(org_id, "account") and not emulator.store.count(org_id, "product"))
-    with tempfile.TemporaryDirectory() as tmp:
-        backend = _m3ter_backend(emulator, org_id, parallelism)
-        try:
-            seed(backend, scenario.live)
-            note(f"outcome: {check_convergence(backend, scenario.manifests, Path(tmp), parallelism=parallelism)}")
-        finally:
-            backend.close()
+    _emulator_convergence(emulator, parallelism, scenario)
 
 
 @catalog_sample
