@@ -211,3 +211,12 @@ def test_quoted_colons_near_flow_collections_read_alike(token: str) -> None:
         if problems:
             raise AssertionError(f"yaml-rs accepts {text!r} that the builder refuses: {problems}")
         assert same(fast, docs[0] if docs else None), (text, fast, docs)
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_rare_ascii_check_finds_what_the_pattern_finds(code: int) -> None:
+    from reconciler.manifest.fastyaml import _RARE_ASCII, _has_rare_ascii
+
+    for text in (chr(code), f"a: b{chr(code)}\n", f"{chr(code)}x", "clean: text\n" * 3 + chr(code)):
+        assert _has_rare_ascii(text) == (_RARE_ASCII.search(text) is not None), repr(text)
+    assert not _has_rare_ascii("a: b\r\n  - c: 'd'\n")

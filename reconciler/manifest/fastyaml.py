@@ -60,6 +60,15 @@ _BAD_KEY = rf"(?:(?:{_NUMBER}|{_CORE}|{_BOOL11})[ \t]*)?:(?:[ \t]|$)"
 _RARE = re.compile(r"[\t\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
 # The same for ASCII text (``str.isascii`` is nearly free): a small class searches faster.
 _RARE_ASCII = re.compile(r"[\t\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Every other ASCII byte, for ``_has_rare_ascii``: deleting them leaves exactly the bytes that
+# ``_RARE_ASCII`` finds (bytes.translate is about five times faster than the search).
+_NOT_RARE_ASCII = bytes(b for b in range(256) if _RARE_ASCII.match(chr(b)) is None)
+
+
+def _has_rare_ascii(text: str) -> bool:
+    """``_RARE_ASCII.search(text) is not None`` for an ASCII ``text``, faster."""
+    return bool(text.encode("ascii").translate(None, _NOT_RARE_ASCII))
+
 _AFTER_COLON = re.compile(rf":\ +(?=[-+.0-9_!&*|>?yYnNoO]){_BAD}", re.M | re.X)
 _LINE_START = re.compile(
     rf"\n[\ \t]*(?=[-+.0-9_!&*|>?:yYnNoOtTfF~%])(?:-[\ \t]+)*(?:{_BAD}|{_BAD_KEY}|%|\.\.\.(?:[ \t]|$))",
@@ -99,8 +108,9 @@ def _parser() -> Any:
 
 def fast_eligible(text: str) -> bool:
     """True when yaml-rs reads ``text`` exactly as the event builder would (see module doc)."""
-    rare = _RARE_ASCII if text.isascii() else _RARE
-    if "${" in text or "<<" in text or rare.search(text) is not None:
+    if "${" in text or "<<" in text:
+        return False
+    if _has_rare_ascii(text) if text.isascii() else _RARE.search(text) is not None:
         return False
     first_line = "\n" + text[: text.find("\n") + 1 or len(text)]
     if _LINE_START.search(first_line) or _LINE_START.search(text) or _AFTER_COLON.search(text):
