@@ -23,10 +23,10 @@ references in the calculation are not parsed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-import regex
 from pydantic import Field, StrictBool, StrictStr
 
 from reconciler.kinds.aggregation import COMMON_SPEC, QuantityPerUnit, Rounding, Unit
@@ -64,14 +64,22 @@ REQUEST_SPEC: dict[str, Spec] = {
 
 # ``aggregation.<aggregationCode>``: the code is a picklist-style code (PICKLIST_CODE in
 # fields.py); ``aggregation`` must not be the tail of a longer name (``myaggregation.x``, ``a.aggregation.x``).
-_AGGREGATION_REFERENCE = regex.compile(r"(?<![\p{L}\p{N}_$.])aggregation\.([\p{L}_$][\p{L}_$0-9]*)")
+_AGGREGATION_REFERENCE_SOURCE = r"(?<![\p{L}\p{N}_$.])aggregation\.([\p{L}_$][\p{L}_$0-9]*)"
+
+
+@functools.cache
+def _aggregation_reference() -> Any:
+    """Compiled on first use: the ``regex`` package costs ~8 ms to import."""
+    import regex
+
+    return regex.compile(_AGGREGATION_REFERENCE_SOURCE)
 
 
 def aggregation_codes(calculation: Any) -> Iterator[str]:
     """The codes of the simple aggregations a calculation names (``aggregation.<code>``), in
     order of appearance; nothing for a value that is not a string."""
     if isinstance(calculation, str):
-        for match in _AGGREGATION_REFERENCE.finditer(calculation):
+        for match in _aggregation_reference().finditer(calculation):
             yield match.group(1)
 
 
