@@ -220,3 +220,20 @@ def test_rare_ascii_check_finds_what_the_pattern_finds(code: int) -> None:
     for text in (chr(code), f"a: b{chr(code)}\n", f"{chr(code)}x", "clean: text\n" * 3 + chr(code)):
         assert _has_rare_ascii(text) == (_RARE_ASCII.search(text) is not None), repr(text)
     assert not _has_rare_ascii("a: b\r\n  - c: 'd'\n")
+
+
+_LINE_TOKENS = ["-", " ", "\t", "- ", "-\t", ":", ": ", "\n", "\n  ", "\n- ", "1", "0", "12", "1.5", "1e5", "0x1",
+                "+", ".", "...", "_", "yes", "no", "No", "on", "OFF", "true", "null", "~", "%", "!", "&", "*", "|",
+                ">", "?", "a", "name", "x:", "#", ",", "[", "]", "{", "}", "'", '"', "1:30", ".inf", "-1", "- -"]
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from(_LINE_TOKENS), min_size=1, max_size=10).map("".join))
+def test_line_start_pattern_finds_what_the_reference_finds(text: str) -> None:
+    import re
+
+    from reconciler.manifest.fastyaml import _LINE_START, _LINE_START_REFERENCE
+
+    reference = re.compile(_LINE_START_REFERENCE, re.M | re.X)
+    for candidate in (text, "\n" + text):
+        assert (_LINE_START.search(candidate) is None) == (reference.search(candidate) is None), repr(candidate)
