@@ -84,7 +84,9 @@ def test_any_order_that_depends_on_allows_converges(scenario: Scenario, data: st
 
 # The emulator is started once for the module and every example gets an organization of its
 # own (the emulator serves the org ids it was started with), so examples never share state.
-EMULATOR_ORGS = tuple(f"00000000-0000-4000-8000-{n:012d}" for n in range(1, 401))
+# A deep run (two emulator properties, both parallelisms, shrinking included) takes well over
+# a thousand of them.
+EMULATOR_ORGS = tuple(f"00000000-0000-4000-8000-{n:012d}" for n in range(1, 2501))
 _org_counter = itertools.count()
 
 
