@@ -435,8 +435,7 @@ class _Planner:
         # neither breaks alone (a new startDate after the live endDate): m3ter would refuse
         # the PUT, so the plan is refused now, naming the rule.
         sent = {k: v for k, v in body.items() if v is not None}
-        for rule in kind.body_rules:
-            problem = rule(sent)
+        for problem in kind.body_problems(sent):
             if problem:
                 where = kind.name if kind.singleton else f"{kind.name} {key}"
                 self.blockers.append((kind.name, key,

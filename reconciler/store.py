@@ -479,10 +479,7 @@ def validate_body(kind: str | Kind, body: Any, extra: Collection[str] = ()) -> d
     entry = BY_NAME[kind] if isinstance(kind, str) else kind
     problems: list[str] = []
     out = _check_object(body, entry.request_spec, "", problems, drop_read_only=True, extra=extra)
-    for rule in entry.body_rules:
-        problem = rule(out)
-        if problem:
-            problems.append(problem)
+    problems.extend(entry.body_problems(out))
     if problems:
         raise _invalid("invalid request body: " + "; ".join(problems))
     return out

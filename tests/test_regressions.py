@@ -287,3 +287,27 @@ def test_coded_account_plan_start_moved_past_its_live_end_date(backend: LocalBac
     assert_refused_naming(backend, manifests(accountPlans=[moved]), tmp_path, "accountPlan ap1", "endDate")
     m = manifests(accountPlans=[{**moved, "endDate": None}])
     assert check_convergence(backend, m, tmp_path / "again", parallelism=1) == "converged"
+
+
+def test_a_catalog_object_missing_an_identity_alternative_is_an_error_not_ignored(tmp_path: Path) -> None:
+    """A pricing with neither plan nor planTemplate (or neither aggregation kind), or an
+    account plan with neither plan nor planGroup, has no key: the loader used to leave it
+    unclaimed and validation said "Valid: 0 objects". Each is now a located error."""
+    from tests.conftest import run_cli, write_manifest
+
+    path = write_manifest(tmp_path, "m.yaml", """
+        pricings:
+          - aggregation: x
+            startDate: "2025-01-01T00:00:00Z"
+            pricingBands: [{lowerLimit: 0, fixedPrice: 0, unitPrice: 1}]
+          - plan: p
+            startDate: "2025-01-01T00:00:00Z"
+            pricingBands: [{lowerLimit: 0, fixedPrice: 0, unitPrice: 1}]
+        accountPlans:
+          - {account: a, startDate: "2025-01-01T00:00:00Z"}
+        """)
+    result = run_cli("validate", str(path))
+    assert result.code == 1
+    assert f"{path}:2:5: error: pricings[0]: give exactly one of plan or planTemplate" in result.stderr
+    assert f"{path}:5:5: error: pricings[1]: give exactly one of aggregation or compoundAggregation" in result.stderr
+    assert f"{path}:9:5: error: accountPlans[0]: give exactly one of plan or planGroup" in result.stderr

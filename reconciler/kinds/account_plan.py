@@ -57,14 +57,6 @@ REQUEST_SPEC: dict[str, Spec] = {
 }
 
 
-def _one_plan_body(body: dict[str, Any]) -> str | None:
-    """AccountPlanRequest.planId / planGroupId: "exactly one of planId or planGroupId must be
-    used per call"."""
-    if ("planId" in body) == ("planGroupId" in body):
-        return "planId, planGroupId: exactly one of the two must be given"
-    return None
-
-
 def _end_after_start_body(body: dict[str, Any]) -> str | None:
     """An account plan ends after it starts (both normalised to the same UTC form)."""
     start, end = body.get("startDate"), body.get("endDate")
@@ -82,16 +74,13 @@ def _valid_dates(fields: dict[str, Any]) -> tuple[str, str | None] | None:
     return start, end
 
 
-def _shape(manifests: Any, state: Any) -> None:
-    """Exactly one of ``plan`` / ``planGroup`` (AccountPlanRequest: "exactly one of planId or
-    planGroupId must be used per call"), and ``endDate`` after ``startDate`` (the plan "ceases
-    to be active" at its end date, which cannot come before it became active)."""
+def _end_after_start(manifests: Any, state: Any) -> None:
+    """``endDate`` after ``startDate`` (the plan "ceases to be active" at its end date, which
+    cannot come before it became active). Exactly one of ``plan`` / ``planGroup``
+    (AccountPlanRequest: "exactly one of planId or planGroupId must be used per call") is the
+    registry's ``plan|planGroup`` identity part, checked for every kind by the loader."""
     for obj in manifests.of_kind("accountPlan").values():
-        fields = obj.fields
-        if (fields.get("plan") is not None) == (fields.get("planGroup") is not None):
-            state.at_field("error", f"{state.describe(obj)}: give exactly one of plan or planGroup "
-                           "(m3ter API, AccountPlanRequest)", obj, ())
-        dates = _valid_dates(fields)
+        dates = _valid_dates(obj.fields)
         if dates is not None and dates[1] is not None and dates[1] <= dates[0]:
             state.at_field("error", f"{state.describe(obj)}: endDate {dates[1]} must be after startDate {dates[0]}",
                            obj, ("endDate",))
@@ -177,6 +166,6 @@ KIND = Kind(
         "change when recalculated; to stop billing from a date, set endDate instead"
     ),
     request_spec=REQUEST_SPEC,
-    body_rules=(_one_plan_body, _end_after_start_body),
-    checks=(_shape, _no_overlap_on_a_product),
+    body_rules=(_end_after_start_body,),
+    checks=(_end_after_start, _no_overlap_on_a_product),
 )

@@ -184,6 +184,12 @@ class Kind:
     renamed_by_api: Mapping[str, Reference] = field(init=False)
     # ``identity`` with each group split into its alternatives, once.
     identity_groups: tuple[tuple[str, ...], ...] = field(init=False)
+    # Groups of manifest fields of which an object holds exactly one: the identity parts
+    # written ``a|b`` (a pricing's ``plan|planTemplate``). Naming one in a manifest means the
+    # others are empty, so an update clears them; validation and the store require exactly
+    # one. ``exclusive_api_fields`` are the same groups as the API spells them (``planId``).
+    exclusive_fields: tuple[tuple[str, ...], ...] = field(init=False)
+    exclusive_api_fields: tuple[tuple[str, ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.title:
@@ -193,18 +199,16 @@ class Kind:
         object.__setattr__(self, "renamed_by_path", {r.path: r for r in renamed})
         object.__setattr__(self, "renamed_by_api", {r.api_path: r for r in renamed})
         object.__setattr__(self, "identity_groups", tuple(tuple(g.split("|")) for g in self.identity))
+        exclusive = tuple(g for g in self.identity_groups if len(g) > 1)
+        object.__setattr__(self, "exclusive_fields", exclusive)
+        by_path = {r.path: r.api_path for r in self.references}
+        object.__setattr__(self, "exclusive_api_fields",
+                           tuple(tuple(by_path.get(name, name) for name in g) for g in exclusive))
 
     @property
     def prune_modes(self) -> tuple[str, ...]:
         """What ``settings.prune`` may say for this kind besides ``false``."""
         return (("archive",) if self.archivable else ()) + (("delete",) if self.deletable else ())
-
-    @property
-    def exclusive_fields(self) -> tuple[tuple[str, ...], ...]:
-        """Groups of manifest fields of which an object holds exactly one: the identity parts
-        written ``a|b`` (a pricing's ``plan|planTemplate``). Naming one in a manifest means the
-        others are empty, so an update clears them."""
-        return tuple(tuple(g.split("|")) for g in self.identity if "|" in g)
 
     @property
     def keyed(self) -> bool:
@@ -214,6 +218,21 @@ class Kind:
     def by_code(self) -> bool:
         """True when an object's key is its code (every kind but composite ones)."""
         return self.identity == ("code",)
+
+    def body_problems(self, body: dict[str, Any]) -> list[str]:
+        """What m3ter would refuse in a request body beyond each field's own limits: exactly one
+        of each exclusive group (``planId`` or ``planTemplateId``), then the kind's
+        ``body_rules``. The store checks every body with it and the planner every update body."""
+        problems = [
+            f"{', '.join(group)}: exactly one of the {len(group)} must be given"
+            for group in self.exclusive_api_fields
+            if sum(1 for name in group if body.get(name) not in (None, "")) != 1
+        ]
+        for rule in self.body_rules:
+            problem = rule(body)
+            if problem:
+                problems.append(problem)
+        return problems
 
     def key_from(self, value: Callable[[str], Any]) -> str | None:
         """An object's key from ``value(field)`` (its manifest-shaped fields): the code, or for

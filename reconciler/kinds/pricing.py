@@ -40,13 +40,6 @@ class PricingBand(Strict):
     unitPrice: Number
 
 
-def _one_of(fields: dict[str, Any], names: tuple[str, str]) -> str | None:
-    first, second = fields.get(names[0]), fields.get(names[1])
-    if (first is None or first == "") != (second is None or second == ""):
-        return None  # exactly one (the usual case, decided without building anything)
-    return f"give exactly one of {names[0]} or {names[1]}" + (" (both are set)" if first else "")
-
-
 class Pricing(Strict):
     """``pricings:`` — written under a plan or plan template (which it then names itself), or
     at top level with ``plan:`` or ``planTemplate:``."""
@@ -71,13 +64,11 @@ class Pricing(Strict):
 
 
 def _checks(manifests: Any, state: Any) -> None:
-    """Rules the API states in words (the model validates each field alone)."""
+    """Rules the API states in words (the model validates each field alone; exactly one of
+    plan / plan template and of aggregation / compound aggregation, POST /pricings, is the
+    registry's ``a|b`` identity parts, checked for every kind by the loader and the store)."""
     for obj in manifests.of_kind("pricing").values():
         f = obj.fields
-        for pair, at in ((("plan", "planTemplate"), "plan"), (("aggregation", "compoundAggregation"), "aggregation")):
-            problem = _one_of(f, pair)
-            if problem:
-                state.at_field("error", f"{state.describe(obj)}: {problem} (m3ter API, POST /pricings)", obj, (at,))
         start, end = f.get("startDate"), f.get("endDate")
         if isinstance(start, str) and isinstance(end, str) and end <= start:
             state.at_field("error", f"{state.describe(obj)}: endDate: must be after startDate ({start})", obj,
@@ -103,14 +94,6 @@ def _checks(manifests: Any, state: Any) -> None:
             if f.get("tiersSpanPlan") is True:
                 state.at_field("error", f"{state.describe(obj)}: overagePricingBands: cannot be used with "
                                "tiersSpanPlan: true", obj, ("overagePricingBands",))
-
-
-def _body_one_of(body: dict[str, Any]) -> str | None:
-    for pair in (("planId", "planTemplateId"), ("aggregationId", "compoundAggregationId")):
-        problem = _one_of(body, pair)
-        if problem:
-            return f"{pair[0]}: {problem}"
-    return None
 
 
 _IN_EFFECT = (
@@ -169,6 +152,5 @@ KIND = Kind(
         "minimumSpendDescription": Spec("string", max_length=200),
         "minimumSpendBillInAdvance": BOOL,
     },
-    body_rules=(_body_one_of,),
     checks=(_checks,),
 )

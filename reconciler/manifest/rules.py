@@ -26,6 +26,7 @@ def check(manifests: Manifests, state: LoadState) -> None:
     """Load-time rules that need every object: parent cycles, conversion-rate sanity and
     settings that m3ter refuses inside a parent/child hierarchy."""
     _parent_cycles(manifests, state)
+    _exactly_one(manifests, state)
     _name_or_id(manifests, state)
     for kind in kinds.KINDS:
         for rule in kind.checks:
@@ -47,6 +48,18 @@ def _name_or_id(manifests: Manifests, state: LoadState) -> None:
                     obj,
                     (ref.name_field,),
                 )
+
+
+def _exactly_one(manifests: Manifests, state: LoadState) -> None:
+    """An object holds exactly one field of each ``a|b`` identity part (a pricing's plan or plan
+    template; an account plan's plan or plan group): the API refuses neither and both. Every
+    object is checked, also one that has no key for lack of such a field."""
+    for kind in kinds.KINDS:
+        for group in kind.exclusive_fields:
+            for obj in state.items.get(kind.name, ()):
+                if sum(1 for name in group if obj.fields.get(name) not in (None, "")) != 1:
+                    state.at_field("error", f"{describe(obj)}: give exactly one of {' or '.join(group)} (m3ter API)",
+                                   obj, (group[0],))
 
 
 def _parent_cycles(manifests: Manifests, state: LoadState) -> None:
