@@ -8,10 +8,10 @@ from pydantic import Field, StrictStr
 
 from reconciler.kinds.base import FieldWarning, Kind, Reference
 from reconciler.kinds.fields import (
-    ACCOUNT_CODE,
+    REQUIRED_ENTITY_CODE_SPEC,
     AccountCode,
     CreditApplicationOrder,
-    CustomFieldValue,
+    CustomFields,
     Email,
     IsoDate,
     Name,
@@ -50,21 +50,12 @@ class Account(Strict):
     autoGenerateStatementMode: StatementMode | None = None
     creditApplicationOrder: CreditApplicationOrder | None = None
     daysBeforeBillDue: PositiveInt | None = None
-    customFields: dict[Annotated[StrictStr, Field(min_length=1)], CustomFieldValue] | None = Field(
-        default=None, max_length=100
-    )
+    customFields: CustomFields | None = None
 
 
 # openapi-full.json, AccountRequest.
 REQUEST_SPEC: dict[str, Spec] = {
-    "code": Spec(
-        "string",
-        required=True,
-        min_length=1,
-        max_length=80,
-        pattern=ACCOUNT_CODE,
-        pattern_hint="must not start or end with whitespace nor contain control characters",
-    ),
+    "code": REQUIRED_ENTITY_CODE_SPEC,
     "name": NAME,
     "emailAddress": Spec("string", required=True, fmt="email"),  # AccountRequest: no maxLength
     "address": Spec(

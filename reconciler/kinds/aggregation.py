@@ -12,7 +12,7 @@ from reconciler.kinds.base import Kind, Reference
 from reconciler.kinds.fields import (
     PICKLIST_CODE_SPEC,
     AccountCode,
-    CustomFieldValue,
+    CustomFields,
     Name,
     PicklistCode,
     Strict,
@@ -56,9 +56,7 @@ class Aggregation(Strict):
     defaultValue: Annotated[StrictFloat, Field(ge=0)] | None = None
     customSql: Annotated[StrictStr, Field(max_length=2048)] | None = None
     accountingProduct: AccountCode | None = None
-    customFields: dict[Annotated[StrictStr, Field(min_length=1)], CustomFieldValue] | None = Field(
-        default=None, max_length=100
-    )
+    customFields: CustomFields | None = None
 
 
 # AbstractAggregationRequest: what simple and compound aggregations share.

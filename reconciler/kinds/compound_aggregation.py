@@ -31,7 +31,7 @@ from pydantic import Field, StrictBool, StrictStr
 
 from reconciler.kinds.aggregation import COMMON_SPEC, QuantityPerUnit, Rounding, Unit
 from reconciler.kinds.base import Kind, Reference
-from reconciler.kinds.fields import AccountCode, CustomFieldValue, Name, PicklistCode, Strict
+from reconciler.kinds.fields import AccountCode, CustomFields, Name, PicklistCode, Strict
 from reconciler.kinds.spec import BOOL, UUID, Spec
 
 
@@ -48,9 +48,7 @@ class CompoundAggregation(Strict):
     quantityPerUnit: QuantityPerUnit
     evaluateNullAggregations: StrictBool | None = None
     accountingProduct: AccountCode | None = None
-    customFields: dict[Annotated[StrictStr, Field(min_length=1)], CustomFieldValue] | None = Field(
-        default=None, max_length=100
-    )
+    customFields: CustomFields | None = None
 
 
 # openapi-full.json, CompoundAggregationRequest.

@@ -12,6 +12,7 @@ JSON Schema carries a portable approximation for editors.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import re
 import zoneinfo
@@ -256,6 +257,8 @@ PICKLIST_CODE_SPEC = Spec("string", min_length=1, max_length=80, pattern=PICKLIS
 # The "no control characters or whitespace at the ends" code of accounts, products, meters,
 # plans, plan templates, plan groups, pricings and account plans.
 ENTITY_CODE_SPEC = Spec("string", min_length=1, max_length=80, pattern=ACCOUNT_CODE, pattern_hint=ACCOUNT_CODE_HINT)
+# The same where the request schema lists ``code`` as required (accounts, products, meters, plans).
+REQUIRED_ENTITY_CODE_SPEC = dataclasses.replace(ENTITY_CODE_SPEC, required=True)
 PICKLIST_FIELDS: dict[str, Spec] = {"code": PICKLIST_CODE_SPEC, "name": NAME, "archived": BOOL}
 
 

@@ -10,11 +10,11 @@ from pydantic import Field, StrictStr
 
 from reconciler.kinds.base import Kind, Reference
 from reconciler.kinds.fields import (
-    ENTITY_CODE_SPEC,
     PICKLIST_CODE,
     PICKLIST_CODE_HINT,
+    REQUIRED_ENTITY_CODE_SPEC,
     AccountCode,
-    CustomFieldValue,
+    CustomFields,
     Name,
     PicklistCode,
     Strict,
@@ -54,9 +54,7 @@ class Meter(Strict):
     product: AccountCode | None = None
     dataFields: Annotated[list[DataField], Field(min_length=1, max_length=15)]
     derivedFields: Annotated[list[DerivedField], Field(max_length=15)]
-    customFields: dict[Annotated[StrictStr, Field(min_length=1)], CustomFieldValue] | None = Field(
-        default=None, max_length=100
-    )
+    customFields: CustomFields | None = None
 
 
 _FIELD_SPEC: dict[str, Spec] = {
@@ -72,8 +70,7 @@ _DERIVED_SPEC: dict[str, Spec] = {
 
 # openapi-full.json, MeterRequest.
 REQUEST_SPEC: dict[str, Spec] = {
-    "code": Spec("string", required=True, min_length=1, max_length=80, pattern=ENTITY_CODE_SPEC.pattern,
-                 pattern_hint=ENTITY_CODE_SPEC.pattern_hint),
+    "code": REQUIRED_ENTITY_CODE_SPEC,
     "name": NAME,
     "productId": UUID,
     "groupId": UUID,  # accepted by the API; not managed by manifests

@@ -9,7 +9,7 @@ from pydantic import StrictBool
 
 from reconciler.kinds.base import FieldWarning, Kind, Reference
 from reconciler.kinds.fields import (
-    ENTITY_CODE_SPEC,
+    REQUIRED_ENTITY_CODE_SPEC,
     AccountCode,
     CodeRef,
     CustomFields,
@@ -51,8 +51,7 @@ class Plan(Charges):
 
 # openapi-full.json, PlanRequest (required: code, name, planTemplateId).
 REQUEST_SPEC: dict[str, Spec] = {
-    "code": Spec("string", required=True, min_length=1, max_length=80, pattern=ENTITY_CODE_SPEC.pattern,
-                 pattern_hint=ENTITY_CODE_SPEC.pattern_hint),
+    "code": REQUIRED_ENTITY_CODE_SPEC,
     "name": NAME,
     "planTemplateId": Spec("string", required=True, min_length=36, max_length=36),
     "accountId": UUID,

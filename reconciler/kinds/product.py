@@ -3,13 +3,15 @@ to a product and name it by code."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, StrictStr
-
 from reconciler.kinds.base import Kind
-from reconciler.kinds.fields import ENTITY_CODE_SPEC, AccountCode, CustomFieldValue, Name, Strict
-from reconciler.kinds.spec import CUSTOM_FIELDS, NAME, Spec
+from reconciler.kinds.fields import (
+    REQUIRED_ENTITY_CODE_SPEC,
+    AccountCode,
+    CustomFields,
+    Name,
+    Strict,
+)
+from reconciler.kinds.spec import CUSTOM_FIELDS, NAME
 
 
 class Product(Strict):
@@ -17,9 +19,7 @@ class Product(Strict):
 
     code: AccountCode
     name: Name
-    customFields: dict[Annotated[StrictStr, Field(min_length=1)], CustomFieldValue] | None = Field(
-        default=None, max_length=100
-    )
+    customFields: CustomFields | None = None
 
 
 KIND = Kind(
@@ -31,8 +31,7 @@ KIND = Kind(
     page_size=200,
     codes_filter=False,  # GET /products takes ids but no codes
     request_spec={
-        "code": Spec("string", required=True, min_length=1, max_length=80, pattern=ENTITY_CODE_SPEC.pattern,
-                     pattern_hint=ENTITY_CODE_SPEC.pattern_hint),
+        "code": REQUIRED_ENTITY_CODE_SPEC,
         "name": NAME,
         "customFields": CUSTOM_FIELDS,
     },
