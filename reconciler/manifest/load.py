@@ -21,23 +21,22 @@ The steps, each driven by the kind registry rather than per-kind code:
 from __future__ import annotations
 
 import difflib
-import functools
 import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from reconciler import kinds
 from reconciler.diagnostics import Diagnostic, Location, Severity, whole_file
-from reconciler.manifest import advice, gcpause, rules
+from reconciler.manifest import advice, gcpause, rules, validation
 from reconciler.manifest.expand import EnvExpander
 from reconciler.manifest.fastyaml import NOT_FAST, fast_load
 from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, read_manifest_bytes
 from reconciler.manifest.locate import LazyLocations, Locator, best_position, read_text, scan
-from reconciler.manifest.messages import describe, display_path, field_errors
+from reconciler.manifest.messages import describe
 from reconciler.manifest.positions import Pos, Problem
 from reconciler.manifest.settings import Settings
 from reconciler.manifest.types import DesiredObject, LoadResult, Manifests, NodePath
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
     from reconciler.manifest.yaml_events import ParsedDocument
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
-VALIDATION_CHUNK = 2_000  # objects per bulk validation call: bounds the memory of model output
 
 
 @dataclass(slots=True)
@@ -361,31 +359,6 @@ def _kind_of(value: Any) -> str:
     return "a list" if isinstance(value, list) else "null" if value is None else type(value).__name__
 
 
-@functools.cache
-def _adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
-    """One bulk validator per model, built on first use (building one costs milliseconds)."""
-    return TypeAdapter(list[model])  # type: ignore[valid-type]
-
-
-def _validate(state: LoadState) -> None:
-    """Validate every object with its model: keyed kinds in chunks of one bulk call each."""
-    for kind in kinds.KINDS:
-        objs = state.items[kind.name]
-        if not objs:
-            continue
-        adapter = _adapter(kind.model)
-        for start in range(0, len(objs), VALIDATION_CHUNK):
-            chunk = objs[start : start + VALIDATION_CHUNK]
-            try:
-                adapter.validate_python([o.fields for o in chunk])
-            except ValidationError as exc:
-                by_index: dict[int, list[Any]] = {}
-                for error in exc.errors(include_url=False):
-                    by_index.setdefault(int(error["loc"][0]), []).append(error)
-                for index, errors in by_index.items():
-                    _report(kind.model, describe(chunk[index]), chunk[index], errors, state, skip=1)
-
-
 def _validate_settings(state: LoadState) -> Settings:
     """The ``settings`` block as a model (defaults when absent or invalid; errors reported)."""
     if state.settings is None:
@@ -400,10 +373,8 @@ def _validate_settings(state: LoadState) -> Settings:
 def _report(
     model: type[BaseModel], name: str, obj: DesiredObject, errors: list[Any], state: LoadState, skip: int = 0
 ) -> None:
-    for problem in field_errors(errors, obj.fields, model, skip=skip):
-        where = display_path(problem.path)
-        message = f"{name}: {where}: {problem.message}" if where else f"{name}: {problem.message}"
-        state.at_field("error", message, obj, problem.path, "key" if problem.on_key else "value")
+    for message, path, prefer in validation.problems(model, name, obj, errors, skip=skip):
+        state.at_field("error", message, obj, path, prefer)
 
 
 def _resolve_pending(state: LoadState) -> list[Diagnostic]:
@@ -438,6 +409,17 @@ def load_manifests(paths: Sequence[str], environ: Mapping[str, str] | None = Non
     return result
 
 
+def _read_slow(file: str, text: str, state: LoadState) -> None:
+    """A file off the fast path: the event builder, with every position and problem."""
+    from reconciler.manifest.yaml_events import DocumentBuilder  # PyYAML: only off the fast path
+
+    problems: list[Problem] = []
+    builder = DocumentBuilder(EnvExpander(state.environ, problems), problems)
+    for doc in builder.documents(text):
+        _read_document(file, doc, state)
+    _problems(file, problems, state)
+
+
 def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult:
     state = LoadState(environ=os.environ if environ is None else environ)
     state.max_file_bytes, limit_problem = max_manifest_bytes(state.environ)
@@ -446,6 +428,7 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
     for kind in kinds.KINDS:
         state.objects[kind.name] = {}
         state.items[kind.name] = []
+    validator = validation.Validator(fork=validation.can_fork(state.environ))
     for file in find_files(paths, state):
         state.files.append(file)
         text = _read(file, state)
@@ -455,25 +438,28 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
         if data is not NOT_FAST and _fast_shape_ok(data):
             del text
             _read_fast(file, data, state)
-            continue
-        from reconciler.manifest.yaml_events import DocumentBuilder  # PyYAML: only off the fast path
+        else:
+            _read_slow(file, text, state)
+        validator.offer(state)  # validated elsewhere while the next file is read, if worth it
 
-        problems: list[Problem] = []
-        builder = DocumentBuilder(EnvExpander(state.environ, problems), problems)
-        for doc in builder.documents(text):
-            _read_document(file, doc, state)
-        _problems(file, problems, state)
-        del text
-
-    _validate(state)
-    manifests = Manifests(
-        objects=state.objects,
-        settings=_validate_settings(state),
-        settings_object=state.settings,
-        files=state.files,
-        _locator=Locator(state.max_file_bytes),
-    )
-    rules.check(manifests, state)
-    advice.check(manifests, state)
+    validator.offer(state, last=True)
+    try:
+        at = len(state.pending)  # where one process validating here would have put its messages
+        manifests = Manifests(
+            objects=state.objects,
+            settings=_validate_settings(state),
+            settings_object=state.settings,
+            files=state.files,
+            _locator=Locator(state.max_file_bytes),
+        )
+        rules.check(manifests, state)  # meanwhile, other processes validate what they were given
+        advice.check(manifests, state)
+        found = validator.finish(state)
+    finally:
+        validator.abandon()
+    state.pending[at:at] = [
+        PendingDiagnostic("error", message, obj.file, (*obj.node_path, *path), prefer, obj)
+        for obj, (_, message, path, prefer) in found
+    ]
     state.diagnostics.extend(_resolve_pending(state))
     return LoadResult(manifests, state.diagnostics)
