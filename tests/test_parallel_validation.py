@@ -30,12 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Loads each directory it is given twice, forking for every batch of one object and more, and
 # validating in this process only; answers the diagnostics of both and how many forks ran.
-_WORKER = """
+_WORKER = r"""
 import json, os, sys
 from reconciler.manifest import load_manifests, validation
 
-validation.MIN_BATCH = 1
+validation.MIN_FILE_BYTES = 1
 forks = 0
+_read_again = validation.read_manifest_bytes
 _fork = os.fork
 
 def counting_fork():
@@ -46,16 +47,30 @@ def counting_fork():
     return pid
 
 os.fork = counting_fork
+local = 0
+_validate_here = validation._validate_ranges
+
+def counting_validate_here(state, ranges):
+    global local
+    local += sum(end - start for _, start, end in ranges)
+    return _validate_here(state, ranges)
+
+validation._validate_ranges = counting_validate_here
 for line in sys.stdin:
     request = json.loads(line)
+    if request.get("tamper"):  # the worker's second read finds other bytes of the same length
+        validation.read_manifest_bytes = lambda path, limit: _read_again(path, limit).replace(b": x\n", b": 7\n")
+    else:
+        validation.read_manifest_bytes = _read_again
     answer = {}
     for processes in ("1", "0"):
-        before = forks
+        before, local_before = forks, local
         result = load_manifests(request["paths"], environ={validation.PROCESSES_ENV: processes})
         answer[processes] = {
             "diagnostics": [d.format() for d in result.diagnostics],
             "objects": {kind: sorted(objs) for kind, objs in result.manifests.objects.items()},
             "forks": forks - before,
+            "local": local - local_before,  # objects validated in the main process
         }
     print(json.dumps(answer), flush=True)
 """
@@ -67,9 +82,9 @@ class Worker:
         self.process = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
-    def load(self, paths: list[str]) -> dict[str, Any]:
+    def load(self, paths: list[str], *, tamper: bool = False) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"paths": paths}) + "\n")
+        self.process.stdin.write(json.dumps({"paths": paths, "tamper": tamper}) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         assert line, "the validation worker died"
@@ -136,14 +151,14 @@ def test_forked_validation_reports_exactly_what_one_process_reports(worker: Work
     forked, alone = answer["1"], answer["0"]
     assert alone["forks"] == 0
     if any(isinstance(v, list) and v for docs in manifests.files.values() for doc in docs for v in doc.values()):
-        assert forked["forks"] >= 1
+        assert forked["forks"] == 1
     assert forked["diagnostics"] == alone["diagnostics"]
     assert forked["objects"] == alone["objects"]
 
 
-def test_forks_happen_and_their_errors_keep_their_places(worker: Worker, tmp_path: Path) -> None:
-    """Three files of accounts, errors in each: the forked run forks once per file and says
-    the same as one process, every error at its FILE:LINE:COL."""
+def test_one_worker_validates_every_file_and_errors_keep_their_places(worker: Worker, tmp_path: Path) -> None:
+    """Three files of accounts, errors in each: the forked run starts one worker and says the
+    same as one process, every error at its FILE:LINE:COL."""
     for n in range(3):
         accounts = [
             {"code": f"acct-{n}-{i}", "name": f"Account {i}", "emailAddress": f"a{i}@example.com",
@@ -152,7 +167,8 @@ def test_forks_happen_and_their_errors_keep_their_places(worker: Worker, tmp_pat
         ]
         ManifestSet({f"accounts-{n}.yaml": [{"accounts": accounts}]}).write(tmp_path)
     answer = worker.load([str(tmp_path)])
-    assert answer["1"]["forks"] == 3
+    assert answer["1"]["forks"] == 1
+    assert answer["1"]["local"] == 0 and answer["0"]["local"] == 9  # the worker validated them all
     assert answer["1"]["diagnostics"] == answer["0"]["diagnostics"]
     errors = [d for d in answer["1"]["diagnostics"] if ": error: " in d]
     assert [d.split(": error: ")[0].rsplit(":", 1)[0] for d in errors] == [
@@ -160,9 +176,21 @@ def test_forks_happen_and_their_errors_keep_their_places(worker: Worker, tmp_pat
     ]
 
 
-def test_a_batch_whose_process_fails_is_validated_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A child that dies (or cannot be forked) costs time, never a message: the batch is
-    validated in the main process. Forking is simulated as failing and as a dead child."""
+def test_a_file_that_changed_before_the_worker_read_it_is_validated_here(worker: Worker, tmp_path: Path) -> None:
+    """The worker reads each file again; when it finds other bytes (edited meanwhile), its
+    messages would be about another text, so the main process validates what it read."""
+    accounts = [{"code": "a", "name": "A", "emailAddress": "a@example.com", "daysBeforeBillDue": "x"}]
+    ManifestSet({"accounts.yaml": [{"accounts": accounts}]}).write(tmp_path)
+    honest, tampered = worker.load([str(tmp_path)]), worker.load([str(tmp_path)], tamper=True)
+    assert tampered["1"]["forks"] == 1
+    assert (honest["1"]["local"], tampered["1"]["local"]) == (0, 1)
+    assert tampered["1"]["diagnostics"] == honest["1"]["diagnostics"] == honest["0"]["diagnostics"]
+    assert any("daysBeforeBillDue: must be an integer" in d for d in tampered["1"]["diagnostics"])
+
+
+def test_a_worker_that_fails_costs_time_not_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that cannot be forked or dies costs time, never a message: everything is
+    validated in the main process. Forking is simulated as failing and as a dead process."""
     ManifestSet({"a.yaml": [{"accounts": [{"code": "ok", "name": ""}]}]}).write(tmp_path)
     expected = [d.format() for d in load_manifests([str(tmp_path)]).diagnostics]
     assert expected and "name" in expected[0]
@@ -170,7 +198,7 @@ def test_a_batch_whose_process_fails_is_validated_here(tmp_path: Path, monkeypat
     def no_fork() -> int:
         raise OSError("fork refused")
 
-    monkeypatch.setattr(validation, "MIN_BATCH", 1)
+    monkeypatch.setattr(validation, "MIN_FILE_BYTES", 1)
     monkeypatch.setattr(validation, "can_fork", lambda environ: True)
     monkeypatch.setattr(validation.os, "fork", no_fork)
     assert [d.format() for d in load_manifests([str(tmp_path)]).diagnostics] == expected

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -123,12 +123,14 @@ def find_files(paths: Sequence[str], state: LoadState) -> list[str]:
     return files
 
 
-def _read(file: str, state: LoadState) -> str | None:
+def _read(file: str, state: LoadState, on_bytes: Callable[[str, bytes], None]) -> str | None:
+    """A file's text (or None, with the problem reported); ``on_bytes`` sees its bytes first."""
     try:
         data = read_manifest_bytes(file, state.max_file_bytes)
     except ManifestFileError as exc:
         state.error(str(exc), whole_file(file))
         return None
+    on_bytes(file, data)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -421,29 +423,26 @@ def _read_slow(file: str, text: str, state: LoadState) -> None:
 
 
 def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult:
-    state = LoadState(environ=os.environ if environ is None else environ)
+    state = _new_state(os.environ if environ is None else environ)
     state.max_file_bytes, limit_problem = max_manifest_bytes(state.environ)
     if limit_problem:
         state.diagnostics.append(Diagnostic("error", limit_problem))
-    for kind in kinds.KINDS:
-        state.objects[kind.name] = {}
-        state.items[kind.name] = []
-    validator = validation.Validator(fork=validation.can_fork(state.environ))
-    for file in find_files(paths, state):
-        state.files.append(file)
-        text = _read(file, state)
-        if text is None:
-            continue
-        data = fast_load(text)
-        if data is not NOT_FAST and _fast_shape_ok(data):
-            del text
-            _read_fast(file, data, state)
-        else:
-            _read_slow(file, text, state)
-        validator.offer(state)  # validated elsewhere while the next file is read, if worth it
-
-    validator.offer(state, last=True)
+    validator = validation.Validator(_objects_of_file, fork=validation.can_fork(state.environ),
+                                     limit=state.max_file_bytes)
     try:
+        for file in find_files(paths, state):
+            state.files.append(file)
+            text = _read(file, state, validator.read)
+            if text is None:
+                continue
+            data = fast_load(text)
+            fast = data is not NOT_FAST and _fast_shape_ok(data)
+            if fast:
+                del text
+                _read_fast(file, data, state)
+            else:
+                _read_slow(file, text, state)
+            validator.done(state, fast=fast)
         at = len(state.pending)  # where one process validating here would have put its messages
         manifests = Manifests(
             objects=state.objects,
@@ -452,7 +451,7 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
             files=state.files,
             _locator=Locator(state.max_file_bytes),
         )
-        rules.check(manifests, state)  # meanwhile, other processes validate what they were given
+        rules.check(manifests, state)  # meanwhile, the worker validates the last files
         advice.check(manifests, state)
         found = validator.finish(state)
     finally:
@@ -463,3 +462,22 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
     ]
     state.diagnostics.extend(_resolve_pending(state))
     return LoadResult(manifests, state.diagnostics)
+
+
+def _new_state(environ: Mapping[str, str]) -> LoadState:
+    state = LoadState(environ=environ)
+    for kind in kinds.KINDS:
+        state.objects[kind.name] = {}
+        state.items[kind.name] = []
+    return state
+
+
+def _objects_of_file(file: str, text: str) -> dict[str, list[DesiredObject]] | None:
+    """The objects of one file read on the fast path, by kind, in the order ``_load`` collects
+    them (for the validation worker, which reads files again); None off the fast path."""
+    data = fast_load(text)
+    if data is NOT_FAST or not _fast_shape_ok(data):
+        return None
+    state = _new_state({})  # the fast path never expands ${NAME}: no environment needed
+    _read_fast(file, data, state)
+    return state.items

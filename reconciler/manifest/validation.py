@@ -1,23 +1,30 @@
 """Validating objects against their kinds' models, on a second core when that pays.
 
 Why a second core: at 100k accounts, pydantic validation is about a fifth of ``validate`` and
-of a plan, and it depends on nothing but each object itself. So while the main process goes
-on reading the next file (and then checks the rules that need every object), a forked
-process validates the objects read so far and sends back only the messages, usually none.
-The data is never copied: the child sees it through fork's copy-on-write pages.
+of a plan, and it depends on nothing but each object itself. So a worker process, forked when
+the first large file is read (while the main process is still small), reads each file again,
+parses and validates it, and sends back only the messages, usually none, while the main
+process parses the next file and then checks the rules that need every object.
 
-What the result depends on is fixed, not the timing: every batch's messages are put back in
-the order one process validating kind after kind, object after object, would have produced
-them (:meth:`Validator.finish`). A batch whose process fails in any way (cannot fork, dies,
-returns something unreadable) is validated again in the main process, so the outcome is
-always exactly the sequential one; ``tests/test_parallel_validation.py`` holds the two to
-that over random manifests.
+Why the worker reads the files itself rather than being handed the parsed objects: sending
+them would cost about what validating them costs, and forking a process that already holds
+them makes both processes copy every memory page the other still shares (measured: twice the
+page faults of the whole load, more than the time saved). The worker reads the same bytes (it
+checks their length and CRC against the main process's read) and builds the same objects in
+the same order by the same code, so its messages name the main process's objects by index.
+
+What the result depends on is fixed, not the timing: the messages are put back in the order
+one process validating kind after kind, object after object, would have produced them
+(:meth:`Validator.finish`). Whatever the worker could not do (a file it read differently, a
+file on the slow YAML path, a worker that died or could not start) is validated in the main
+process, so the outcome is always exactly the sequential one;
+``tests/test_parallel_validation.py`` holds the two to that over random manifests.
 
 Forking happens only where it is safe and worth it: on Linux (``fork`` elsewhere is either
 missing or unsafe with system frameworks), in a process with no other thread (a thread
-holding a lock at the fork would leave the child waiting on it for ever), and for batches of
-at least :data:`MIN_BATCH` objects, so small manifests and the test suite's many small loads
-never fork.
+holding a lock at the fork would leave the child waiting on it for ever), and once a file of
+at least :data:`MIN_FILE_BYTES` is read, so small manifests and the test suite's many small
+loads never fork.
 """
 
 from __future__ import annotations
@@ -29,13 +36,15 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reconciler import kinds
+from reconciler.manifest.files import ManifestFileError, read_manifest_bytes
 from reconciler.manifest.messages import describe, display_path, field_errors
 from reconciler.manifest.types import DesiredObject, NodePath
 
@@ -43,9 +52,9 @@ if TYPE_CHECKING:
     from reconciler.manifest.load import LoadState
 
 VALIDATION_CHUNK = 2_000  # objects per bulk validation call: bounds the memory of model output
-#: Objects read since the last batch that make a batch worth a process of its own (a fork of a
-#: process holding 100k accounts costs a few milliseconds; validating 5,000 accounts ~40 ms).
-MIN_BATCH = 5_000
+#: The size of the first file that makes a worker worth starting (about 3,000 accounts: their
+#: validation takes longer than forking and reading the file again).
+MIN_FILE_BYTES = 1 << 20
 #: Environment switch: ``RECONCILER_VALIDATION_PROCESSES=0`` validates in the main process only.
 PROCESSES_ENV = "RECONCILER_VALIDATION_PROCESSES"
 
@@ -95,90 +104,155 @@ def _validate_ranges(state: LoadState, ranges: Sequence[Range]) -> list[list[Rep
 
 
 def can_fork(environ: Mapping[str, str]) -> bool:
-    """Whether batches may go to forked processes here (see the module docstring)."""
+    """Whether a worker process may be forked here (see the module docstring)."""
     if environ.get(PROCESSES_ENV, "").strip() == "0":
         return False
     return sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
 
 
+# What the worker answers for one file: kind name -> (objects read, messages), or None.
+FileReports = dict[str, tuple[int, list[Report]]] | None
+# Reads a file's text into its objects by kind, exactly as the main process does (None: the
+# file is not one the fast path reads): given by the loader, which owns reading.
+ReadObjects = Callable[[str, str], Mapping[str, Sequence[DesiredObject]] | None]
+
+
+def _validate_file(read_objects: ReadObjects, file: str, size: int, crc: int, limit: int) -> FileReports:
+    """In the worker: the messages for one file, if it holds the bytes the main process read."""
+    try:
+        raw = read_manifest_bytes(file, limit)
+    except ManifestFileError:
+        return None
+    if len(raw) != size or zlib.crc32(raw) != crc:
+        return None  # changed between the two reads: the main process validates what it read
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    del raw
+    objects = read_objects(file, text)
+    if objects is None:
+        return None
+    return {name: (len(objs), validate_objects(kinds.get(name), objs)) for name, objs in objects.items() if objs}
+
+
 @dataclass(slots=True)
-class _Batch:
-    ranges: list[Range]
-    pid: int = 0  # 0: validated in this process (``reports`` set) or not started
-    fd: int = -1
-    reports: list[list[Report]] | None = None
+class _Sent:
+    token: int
+    ranges: list[Range] = field(default_factory=list)
+    fast: bool = False  # the main process read the file on the fast path too
 
 
 @dataclass(slots=True)
 class Validator:
-    """Validation of everything loaded, in batches: :meth:`offer` after each file, then
-    :meth:`finish` for the messages in their sequential order."""
+    """Validation of everything loaded. Per file: :meth:`read` once its bytes are read,
+    :meth:`done` once its objects are collected; then :meth:`finish` for every message in
+    sequential order (and :meth:`abandon` in any case)."""
 
+    read_objects: ReadObjects
     fork: bool = True
-    batches: list[_Batch] = field(default_factory=list)
-    done: dict[str, int] = field(default_factory=dict)  # kind name -> items already batched
+    limit: int = 0  # the manifest size limit the worker reads with
+    local: list[list[Range]] = field(default_factory=list)  # validated here, at finish
+    sent: list[_Sent] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # kind name -> items already assigned
+    pid: int = 0
+    to_worker: Any = None  # a binary file: pickled (token, file, size, crc) requests
+    from_worker: int = -1
+    _pending: _Sent | None = None
 
-    def offer(self, state: LoadState, *, last: bool = False) -> None:
-        """Batch the objects read since the last call when there are enough of them (or when
-        ``last``): in a forked process if possible, else here (at :meth:`finish`)."""
+    def read(self, file: str, raw: bytes) -> None:
+        """A file's bytes are read: hand it to the worker (started on the first large file)."""
+        self._pending = None
+        if not self.pid and self.fork and len(raw) >= MIN_FILE_BYTES:
+            self._start()
+        if not self.pid:
+            return
+        sent = _Sent(len(self.sent))
+        try:
+            pickle.dump((sent.token, file, len(raw), zlib.crc32(raw)), self.to_worker)
+            self.to_worker.flush()
+        except OSError:  # the worker is gone: everything is validated here
+            self._stop()
+            return
+        self.sent.append(sent)
+        self._pending = sent
+
+    def done(self, state: LoadState, *, fast: bool) -> None:
+        """The file last given to :meth:`read` (if any) has its objects collected."""
         ranges: list[Range] = []
-        count = 0
         for kind in kinds.KINDS:
-            start, end = self.done.get(kind.name, 0), len(state.items[kind.name])
+            start, end = self.counts.get(kind.name, 0), len(state.items[kind.name])
             if end > start:
                 ranges.append((kind.name, start, end))
-                count += end - start
-        if not ranges or (count < MIN_BATCH and not last):
-            return
-        for name, _, end in ranges:
-            self.done[name] = end
-        batch = _Batch(ranges)
-        if count >= MIN_BATCH and self.fork:
-            self._start(batch, state)
-        self.batches.append(batch)
+                self.counts[kind.name] = end
+        if self._pending is not None:
+            self._pending.ranges, self._pending.fast = ranges, fast
+            self._pending = None
+        elif ranges:
+            self.local.append(ranges)
 
-    def _start(self, batch: _Batch, state: LoadState) -> None:
+    def _start(self) -> None:
         try:
-            read_fd, write_fd = os.pipe()
+            requests_r, requests_w = os.pipe()
+            answers_r, answers_w = os.pipe()
         except OSError:
+            self.fork = False
             return
         try:
             pid = os.fork()
         except OSError:
-            os.close(read_fd)
-            os.close(write_fd)
+            for fd in (requests_r, requests_w, answers_r, answers_w):
+                os.close(fd)
+            self.fork = False
             return
-        if pid == 0:  # the child: validate, send the messages, leave without any clean-up
+        if pid == 0:  # the worker: never returns, never runs the parent's clean-up
             status = 1
             try:
-                os.close(read_fd)
-                data = pickle.dumps(_validate_ranges(state, batch.ranges), protocol=pickle.HIGHEST_PROTOCOL)
-                with os.fdopen(write_fd, "wb") as out:
-                    out.write(data)
+                os.close(requests_w)
+                os.close(answers_r)
+                self._serve(requests_r, answers_w)
                 status = 0
             finally:
-                os._exit(status)  # never the parent's atexit handlers or buffered output
-        os.close(write_fd)
-        batch.pid, batch.fd = pid, read_fd
+                os._exit(status)
+        os.close(requests_r)
+        os.close(answers_w)
+        self.pid, self.from_worker = pid, answers_r
+        self.to_worker = os.fdopen(requests_w, "wb")
+
+    def _serve(self, requests: int, answers: int) -> None:
+        """The worker's loop: every request read to the end, then all answers at once (so
+        neither side ever waits on a full pipe while the other waits on it)."""
+        out: dict[int, FileReports] = {}
+        with os.fdopen(requests, "rb") as source:
+            unpickler = pickle.Unpickler(source)
+            while True:
+                try:
+                    token, file, size, crc = unpickler.load()
+                except EOFError:
+                    break
+                out[token] = _validate_file(self.read_objects, file, size, crc, self.limit)
+        with os.fdopen(answers, "wb") as sink:
+            pickle.dump(out, sink, protocol=pickle.HIGHEST_PROTOCOL)
 
     def finish(self, state: LoadState) -> list[tuple[DesiredObject, Report]]:
-        """Every message, in the order of validating kind after kind and object after object;
-        a batch whose process failed is validated here instead."""
-        try:
-            for batch in self.batches:
-                if batch.pid:
-                    batch.reports = _collect(batch)
-                    batch.pid = 0
-                if batch.reports is None:
-                    batch.reports = _validate_ranges(state, batch.ranges)
-        finally:
-            self.abandon()
+        """Every message, in the order of validating kind after kind and object after object."""
+        answers = self._answers()
+        found: list[tuple[str, int, list[Report]]] = []  # (kind name, start, messages)
+        local = [r for ranges in self.local for r in ranges]
+        for sent in self.sent:
+            answer = answers.get(sent.token) if sent.fast else None
+            if answer is None or set(answer) != {name for name, _, _ in sent.ranges} or any(
+                answer[name][0] != end - start for name, start, end in sent.ranges
+            ):
+                local.extend(sent.ranges)  # read differently, or not at all: validated here
+                continue
+            found.extend((name, start, answer[name][1]) for name, start, _ in sent.ranges)
+        found.extend((name, start, reports) for (name, start, _), reports in
+                     zip(local, _validate_ranges(state, local), strict=True))
         by_kind: dict[str, list[tuple[int, list[Report]]]] = {}
-        for batch in self.batches:
-            assert batch.reports is not None
-            for (name, start, _), reports in zip(batch.ranges, batch.reports, strict=True):
-                if reports:
-                    by_kind.setdefault(name, []).append((start, reports))
+        for name, start, reports in found:
+            if reports:
+                by_kind.setdefault(name, []).append((start, reports))
         out: list[tuple[DesiredObject, Report]] = []
         for kind in kinds.KINDS:
             items = state.items[kind.name]
@@ -186,42 +260,45 @@ class Validator:
                 out.extend((items[start + report[0]], report) for report in reports)
         return out
 
+    def _answers(self) -> dict[int, FileReports]:
+        """The worker's answers (empty if there is no worker or it failed in any way)."""
+        if not self.pid:
+            return {}
+        chunks: list[bytes] = []
+        try:
+            self.to_worker.close()  # no more requests: the worker answers and exits
+            while chunk := os.read(self.from_worker, 1 << 20):
+                chunks.append(chunk)
+        except OSError:
+            chunks = []
+        status = self._stop()
+        if status != 0:
+            return {}
+        try:
+            answers = pickle.loads(b"".join(chunks))
+        except Exception:  # any unreadable answer: everything is validated here instead
+            return {}
+        return answers if isinstance(answers, dict) else {}
+
+    def _stop(self) -> int:
+        """Close the pipes and reap the worker; its exit status."""
+        if self.to_worker is not None:
+            with contextlib.suppress(OSError):
+                self.to_worker.close()
+            self.to_worker = None
+        if self.from_worker >= 0:
+            os.close(self.from_worker)
+            self.from_worker = -1
+        status = _reap(self.pid) if self.pid else 1
+        self.pid = 0
+        return status
+
     def abandon(self) -> None:
-        """Stop and reap every child still running (an interrupt, an error in the parent)."""
-        for batch in self.batches:
-            if batch.pid:
-                with contextlib.suppress(OSError):  # already gone
-                    os.kill(batch.pid, signal.SIGKILL)
-                _reap(batch.pid)
-                batch.pid = 0
-            if batch.fd >= 0:
-                os.close(batch.fd)
-                batch.fd = -1
-
-
-def _collect(batch: _Batch) -> list[list[Report]] | None:
-    """The child's messages, or None when it failed in any way."""
-    chunks: list[bytes] = []
-    try:
-        while True:
-            chunk = os.read(batch.fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except OSError:
-        chunks = []
-    finally:
-        os.close(batch.fd)
-        batch.fd = -1
-    if _reap(batch.pid) != 0:
-        return None
-    try:
-        reports = pickle.loads(b"".join(chunks))
-    except Exception:  # any unreadable answer: validate here instead
-        return None
-    if not isinstance(reports, list) or len(reports) != len(batch.ranges):
-        return None
-    return reports
+        """Stop a worker still running (an interrupt, an error in the main process)."""
+        if self.pid:
+            with contextlib.suppress(OSError):  # already gone
+                os.kill(self.pid, signal.SIGKILL)
+            self._stop()
 
 
 def _reap(pid: int) -> int:
