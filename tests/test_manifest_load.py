@@ -339,3 +339,15 @@ def test_email_fast_path_edges_agree_with_email_validator() -> None:
             assert exact, candidate
     assert not _email_fast_ok("a@b.com\n")
     assert _email_fast_ok("billing.0@globex-0.example.com")
+
+
+def test_manifests_without_settings_get_exactly_the_validated_defaults(tmp_path: Path) -> None:
+    """The defaults are built without validators (a speed-up); they must be ``Settings()``."""
+    from reconciler.manifest.settings import Settings, default_settings
+
+    built, validated = default_settings(), Settings()
+    assert built == validated and built.model_dump() == validated.model_dump()
+    assert built.model_fields_set == validated.model_fields_set == set()
+    assert built.ignoreFields.account is not default_settings().ignoreFields.account  # never shared
+    (tmp_path / "a.yaml").write_text("currencies:\n  - code: EUR\n    name: Euro\n", encoding="utf-8")
+    assert load_manifests([str(tmp_path)]).manifests.settings == validated

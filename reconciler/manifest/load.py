@@ -38,7 +38,7 @@ from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, rea
 from reconciler.manifest.locate import LazyLocations, Locator, best_position, read_text, scan
 from reconciler.manifest.messages import describe
 from reconciler.manifest.positions import Pos, Problem
-from reconciler.manifest.settings import Settings
+from reconciler.manifest.settings import Settings, default_settings
 from reconciler.manifest.types import DesiredObject, LoadResult, Manifests, NodePath
 
 if TYPE_CHECKING:
@@ -364,7 +364,7 @@ def _kind_of(value: Any) -> str:
 def _validate_settings(state: LoadState) -> Settings:
     """The ``settings`` block as a model (defaults when absent or invalid; errors reported)."""
     if state.settings is None:
-        return Settings()
+        return default_settings()
     try:
         return Settings.model_validate(state.settings.fields)
     except ValidationError as exc:
