@@ -350,11 +350,21 @@ def _read_fast(file: str, data: dict[str, Any] | None, state: LoadState) -> None
         items = state.items[kind.name]
         manifest_key = kind.manifest_key
         kind_name = kind.name
+        plain = kind.by_code and kind.name not in kinds.NESTED_BY_HOST  # the usual case, inlined
+        registered = len(items)  # objects before this are known to ``lazy``
         for index, item in enumerate(value):
             obj = DesiredObject(kind_name, "", item, None, (0, manifest_key, index), lazy)
-            lazy.add(obj)
             items.append(obj)
+            if plain:
+                code = item.get("code")
+                if type(code) is str and code not in per_kind:
+                    obj.key = code  # _claim_code's outcome for a new code
+                    per_kind[code] = obj
+                    continue
+            lazy.extend(items[registered:])  # a message may ask where this object is
+            registered = len(items)
             _claim_code(state, per_kind, obj, kind, index)
+        lazy.extend(items[registered:])
 
 
 def _kind_of(value: Any) -> str:

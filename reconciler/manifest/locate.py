@@ -179,6 +179,9 @@ class LazyLocations:
     def add(self, obj: DesiredObject) -> None:
         self._objects.append(obj)
 
+    def extend(self, objs: Iterable[DesiredObject]) -> None:
+        self._objects.extend(objs)
+
     def resolve(self) -> None:
         text = read_text(self.file, self._max_bytes)
         found = scan(text, [o.node_path for o in self._objects]) if text is not None else {}
