@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, AnyStr
 
 import click
 
@@ -135,22 +135,59 @@ def _colour() -> bool:
 
 
 def _render(doc: dict[str, Any], fmt: str, *, title: str = "reconciler plan") -> Iterator[str]:
-    """The plan in pieces: text and JSON stream change by change, so a 100k-change plan is
-    never held as one string (markdown is bounded by its size limit)."""
+    """The plan as text or markdown, in pieces: text streams change by change, so a
+    100k-change plan is never held as one string (markdown is bounded by its size limit).
+    JSON is written as bytes (:func:`_emit_json`)."""
     from reconciler import render
-    from reconciler.render.json_format import iter_json_lines
     from reconciler.render.text import iter_text
 
-    if fmt == "json":
-        return iter_json_lines(doc)
     if fmt == "markdown":
         return iter([render.render_markdown(doc, title=title)])
     return iter_text(doc, colour=_colour())
 
 
-def _emit(pieces: Iterable[str], *, err: bool = False) -> None:
+# Output is written in chunks of about this size: one click.echo (write and flush) per piece
+# cost seconds on a 100k-change plan (a third of a text plan's time). A chunk never splits a
+# piece, so a credential inside one value still reaches the masking stream in one write.
+_CHUNK = 1 << 20
+
+
+def _chunked(pieces: Iterable[AnyStr], empty: AnyStr) -> Iterator[AnyStr]:
+    buffer: list[AnyStr] = []
+    size = 0
     for piece in pieces:
-        click.echo(piece, nl=False, err=err)
+        buffer.append(piece)
+        size += len(piece)
+        if size >= _CHUNK:
+            yield empty.join(buffer)
+            buffer.clear()
+            size = 0
+    if buffer:
+        yield empty.join(buffer)
+
+
+def _emit(pieces: Iterable[str], *, err: bool = False) -> None:
+    for chunk in _chunked(pieces, ""):
+        click.echo(chunk, nl=False, err=err)
+
+
+def _emit_json(doc: dict[str, Any]) -> None:
+    """The JSON document on stdout: its UTF-8 bytes go straight to the binary stream under
+    stdout (the change lines of an unredacted plan are the bytes its digest hashed); a
+    stream without one (credential masking, a test's capture) gets text."""
+    from reconciler.render.json_format import iter_json_lines
+
+    stream = sys.stdout
+    binary = getattr(stream, "buffer", None)
+    if binary is None:
+        for chunk in _chunked(iter_json_lines(doc), b""):
+            stream.write(chunk.decode("utf-8"))
+        stream.flush()
+        return
+    stream.flush()  # anything written as text before goes first
+    for chunk in _chunked(iter_json_lines(doc), b""):
+        binary.write(chunk)
+    binary.flush()
 
 
 def _fail_on_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
@@ -179,14 +216,18 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
     """Show what apply would change in the organization."""
     from reconciler import services
     from reconciler.render import plan_document, redact_document
+    from reconciler.render.document import release_encoded
 
     redact = _redact_default() if redact_pii is None else redact_pii
     with _annotating(fmt == "github"):
         outcome = _load_plan(paths, backend, verbose=verbose, only=only)
     assert outcome.plan is not None
     result = outcome.plan
+    save = bool(out_file) and not result.blockers
     # One document (one digest over every change): shown redacted if asked, saved as it is.
-    plain = plan_document(result, extra_warnings=outcome.load_warnings)
+    # The unredacted JSON and the saved file write each change as the bytes the digest hashed.
+    plain = plan_document(result, extra_warnings=outcome.load_warnings,
+                          keep_encoded=save or (fmt == "json" and not redact))
     doc = redact_document(plain) if redact else plain
     if fmt == "github":
         from reconciler.render.github import render_plan_annotations
@@ -194,13 +235,17 @@ def plan(paths: tuple[str, ...], backend: str | None, fmt: str, out_file: str | 
         # Workflow commands are read from stdout only: the plan itself goes to the log on stderr.
         click.echo(render_plan_annotations(doc, located=outcome.load_warnings), nl=False)
         _emit(_render(doc, "text"), err=True)
+    elif fmt == "json":
+        _emit_json(doc)
     else:
         _emit(_render(doc, fmt))
-    if out_file and not result.blockers:
+    if save:
+        assert out_file is not None
         digest = services.save_document(plain, out_file)
         shown = safe(out_file)
         click.echo(f"Saved plan to {shown}; apply exactly it with: reconciler apply --plan {shown} "
                    f"--expect-digest {digest}", err=True)
+    release_encoded(plain)
     if result.blockers:
         for blocker in result.blockers:
             click.echo(f"error: {safe(blocker)}", err=True)

@@ -202,7 +202,9 @@ def save_document(plan_doc: dict[str, Any], path: str) -> str:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:  # streamed: a big plan is never one string
+    # Streamed (a big plan is never one string), in large writes; the changes of a plan's own
+    # document are the bytes its digest hashed, not encoded again.
+    with tmp.open("wb", buffering=1 << 20) as handle:
         handle.writelines(iter_json_lines(doc))
     tmp.replace(target)
     return str(doc["digest"])

@@ -4,6 +4,11 @@ The digest names the plan a reviewer approved: sha256 over a canonical serialisa
 (sorted keys, no insignificant whitespace, UTF-8) of the unredacted document without the
 presentation-only keys (``digest`` itself, ``saved``, ``redacted``). A redacted plan in a
 CI log therefore shows the same digest as the saved plan file apply will check.
+
+Each change is encoded once: the JSON output writes every change on one line in that same
+canonical form, so the line of an unredacted plan *is* the piece the digest hashed (kept
+from the digest when the caller asks, :class:`ChangeEntries`), and a 100k-change plan is not
+encoded a second time to be written.
 """
 
 from __future__ import annotations
@@ -23,13 +28,29 @@ DIGEST_PREFIX = "sha256:"
 _PRESENTATION_KEYS = frozenset({"digest", "saved", "redacted"})
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_canonical(value: Any) -> bytes:
+    """``value`` in the canonical form (sorted keys, no spaces), UTF-8."""
+    return _CANONICAL.encode(value).encode("utf-8")
+
+
 class ChangeEntries(Sequence[dict[str, Any]]):
     """The ``changes`` of a plan document, made one at a time when read: a 100k-change plan
-    is written, hashed and rendered without ever holding a second copy of it as dicts."""
+    is written, hashed and rendered without ever holding a second copy of it as dicts.
 
-    def __init__(self, changes: Sequence[Change], *, redact: bool = False) -> None:
+    With ``keep_encoded``, the canonical bytes of every change are kept the first time they
+    are made (for the digest), and the JSON output and a saved plan write those same bytes
+    instead of encoding each change again; :meth:`release` lets them go. They are a snapshot:
+    the changes must not be modified after the digest is computed (a plan document never is).
+    """
+
+    def __init__(self, changes: Sequence[Change], *, redact: bool = False, keep_encoded: bool = False) -> None:
         self._changes = changes
         self.redact = redact
+        self._keep = keep_encoded
+        self._encoded: list[bytes] | None = None
 
     def __len__(self) -> int:
         return len(self._changes)
@@ -52,6 +73,19 @@ class ChangeEntries(Sequence[dict[str, Any]]):
     def redacted(self) -> ChangeEntries:
         return ChangeEntries(self._changes, redact=True)
 
+    def encoded(self) -> Iterator[bytes]:
+        """Each change in the canonical form, UTF-8 (the kept bytes when there are some)."""
+        if self._encoded is None and self._keep:
+            self._encoded = [encode_canonical(entry) for entry in self]
+        if self._encoded is not None:
+            return iter(self._encoded)
+        return (encode_canonical(entry) for entry in self)
+
+    def release(self) -> None:
+        """Drop the kept bytes (and keep no more): the document has been written."""
+        self._encoded = None
+        self._keep = False
+
     def _entry(self, c: Change) -> dict[str, Any]:
         entry = {
             "action": c.action,
@@ -67,75 +101,84 @@ class ChangeEntries(Sequence[dict[str, Any]]):
         return _redact_change(entry) if self.redact else entry
 
 
-def _encoder(*, canonical: bool) -> json.JSONEncoder:
-    if canonical:
-        return json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return json.JSONEncoder(indent=2, ensure_ascii=False)
+def _encoded_changes(changes: Any) -> Iterator[bytes]:
+    if isinstance(changes, ChangeEntries):
+        return changes.encoded()
+    return (encode_canonical(entry) for entry in changes)
 
 
-def iter_canonical(doc: Mapping[str, Any]) -> Iterator[str]:
-    """The text the digest covers, in pieces: one spelling for one content (sorted keys, no
-    insignificant whitespace), without the presentation-only keys."""
-    encoder = _encoder(canonical=True)
+def iter_canonical(doc: Mapping[str, Any]) -> Iterator[bytes]:
+    """The bytes the digest covers, in pieces: one spelling for one content (sorted keys, no
+    insignificant whitespace, UTF-8), without the presentation-only keys. Each change is one
+    piece of its own, the same bytes :func:`iter_json` writes as the change's line."""
     keys = sorted(k for k in doc if k not in _PRESENTATION_KEYS)
-    yield "{"
+    yield b"{"
     for n, key in enumerate(keys):
-        yield ("," if n else "") + encoder.encode(key) + ":"
+        yield (b"," if n else b"") + encode_canonical(key) + b":"
         value = doc[key]
         if key == "changes":
-            yield "["
-            for i, entry in enumerate(value):
-                yield ("," if i else "") + encoder.encode(entry)
-            yield "]"
+            yield b"["
+            for i, piece in enumerate(_encoded_changes(value)):
+                if i:
+                    yield b","
+                yield piece
+            yield b"]"
         else:
-            yield encoder.encode(value)
-    yield "}"
+            yield encode_canonical(value)
+    yield b"}"
 
 
 def canonical(doc: Mapping[str, Any]) -> bytes:
     """The bytes the digest covers (see :func:`iter_canonical`)."""
-    return "".join(iter_canonical(doc)).encode("utf-8")
+    return b"".join(iter_canonical(doc))
 
 
 def digest_of(doc: Mapping[str, Any]) -> str:
     hasher = hashlib.sha256()
     for piece in iter_canonical(doc):
-        hasher.update(piece.encode("utf-8"))
+        hasher.update(piece)
     return DIGEST_PREFIX + hasher.hexdigest()
 
 
-def iter_json(doc: Mapping[str, Any]) -> Iterator[str]:
-    """The document as ``json.dumps(doc, indent=2)`` writes it, except that each change is one
-    line: written in pieces (one per change), so plans of any size stream to stdout or a file,
-    and each change goes through the C encoder (indenting falls back to Python's, which was
-    half of a 100k-change plan's time). One change per line also greps and diffs well."""
-    encoder = _encoder(canonical=False)
-    one_line = json.JSONEncoder(ensure_ascii=False)
-    yield "{"
+_INDENTED = json.JSONEncoder(indent=2, ensure_ascii=False)
+
+
+def iter_json(doc: Mapping[str, Any]) -> Iterator[bytes]:
+    """The document as UTF-8 JSON in pieces: ``json.dumps(doc, indent=2)``'s layout, except
+    that each change is one line in the canonical form (sorted keys, no spaces). Plans of any
+    size stream to stdout or a file, each change goes through the C encoder (indenting falls
+    back to Python's, which was half of a 100k-change plan's time), and an unredacted change's
+    line is the very piece the digest hashed (kept, not encoded again, see
+    :class:`ChangeEntries`). One change per line also greps and diffs well."""
+    yield b"{"
     for n, (key, value) in enumerate(doc.items()):
-        yield ("," if n else "") + "\n  " + encoder.encode(key) + ": "
+        yield (("," if n else "") + "\n  " + _INDENTED.encode(key) + ": ").encode("utf-8")
         if key == "changes":
             if not len(value):
-                yield "[]"
+                yield b"[]"
                 continue
-            yield "["
-            for i, entry in enumerate(value):
-                yield ("," if i else "") + "\n    " + one_line.encode(entry)
-            yield "\n  ]"
+            yield b"["
+            for i, piece in enumerate(_encoded_changes(value)):
+                yield b",\n    " if i else b"\n    "
+                yield piece
+            yield b"\n  ]"
         else:
-            yield encoder.encode(value).replace("\n", "\n  ")
-    yield "\n}" if doc else "}"
+            yield _INDENTED.encode(value).replace("\n", "\n  ").encode("utf-8")
+    yield b"\n}" if doc else b"}"
 
 
-def plan_document(plan: Plan, *, redact_pii: bool = False, extra_warnings: list[str] | None = None) -> dict[str, Any]:
+def plan_document(plan: Plan, *, redact_pii: bool = False, extra_warnings: list[str] | None = None,
+                  keep_encoded: bool = False) -> dict[str, Any]:
     """The documented JSON plan (README "JSON plan format"); saved plans use it too. Its
-    ``changes`` are made when read (:class:`ChangeEntries`)."""
+    ``changes`` are made when read (:class:`ChangeEntries`); with ``keep_encoded`` their
+    canonical bytes are kept from the digest, for an unredacted JSON output or saved plan
+    to write without encoding them again (:func:`release_encoded` when written)."""
     doc: dict[str, Any] = {
         "formatVersion": FORMAT_VERSION,
         "organization": plan.organization,
         "backend": plan.backend,
         "summary": plan.summary(),
-        "changes": ChangeEntries(plan.changes),
+        "changes": ChangeEntries(plan.changes, keep_encoded=keep_encoded),
         "unmanaged": [{"kind": u.kind, "key": u.key} for u in plan.unmanaged],
         "uncounted": list(plan.uncounted),
         "warnings": [*(extra_warnings or []), *plan.warnings],
@@ -149,6 +192,13 @@ def plan_document(plan: Plan, *, redact_pii: bool = False, extra_warnings: list[
         doc["only"] = list(plan.only)
     doc["digest"] = digest_of(doc)
     return redact_document(doc) if redact_pii else doc
+
+
+def release_encoded(doc: Mapping[str, Any]) -> None:
+    """Let go of the changes' kept canonical bytes (see ``plan_document(keep_encoded=True)``)."""
+    changes = doc.get("changes")
+    if isinstance(changes, ChangeEntries):
+        changes.release()
 
 
 def _pii_fields(kind_name: str) -> tuple[str, ...]:

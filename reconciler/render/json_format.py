@@ -9,10 +9,11 @@ from reconciler.render.document import iter_json
 
 
 def render_json(doc: Mapping[str, Any]) -> str:
-    return "".join(iter_json_lines(doc))
+    return b"".join(iter_json_lines(doc)).decode("utf-8")
 
 
-def iter_json_lines(doc: Mapping[str, Any]) -> Iterator[str]:
-    """The JSON document in pieces, ending with a newline: what the CLI streams to stdout."""
+def iter_json_lines(doc: Mapping[str, Any]) -> Iterator[bytes]:
+    """The JSON document in UTF-8 pieces, ending with a newline: what the CLI streams to
+    stdout and a saved plan's file holds."""
     yield from iter_json(doc)
-    yield "\n"
+    yield b"\n"
