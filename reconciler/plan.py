@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reconciler import kinds
-from reconciler.compare import FieldDiff, is_empty, same
+from reconciler.compare import MAKE_DIFF, FieldDiff, is_empty, same
 from reconciler.kinds import READ_ONLY_FIELDS, Kind
 from reconciler.manifest import gcpause
 from reconciler.manifest.types import Manifests
-from reconciler.nested_diff import NEVER_EMPTY, diff_created, diff_field, top_field
+from reconciler.nested_diff import NEVER_EMPTY, created_into, diff_created, diff_field, top_field
 
 Action = Literal["create", "update", "archive", "unarchive", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "archive", "unarchive", "delete")
@@ -669,6 +669,7 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
     renamed_api = kind.renamed_by_api
     out: list[FieldDiff] = []
     if not live:  # a create: every field is new (``diff_created`` is ``diff_field`` against None)
+        append = out.append
         for name, value in body.items():
             if name in READ_ONLY_FIELDS:
                 continue
@@ -676,10 +677,15 @@ def diff_body(kind: Kind, body: Mapping[str, Any], live: Mapping[str, Any], inde
             if ref is not None:
                 after = _code_of(ref, value, index)
                 if after is not None:
-                    out.append(FieldDiff(ref.path, None, after))
+                    append(MAKE_DIFF(FieldDiff, (ref.path, None, after)))
                 continue
-            if type(value) in NEVER_EMPTY:  # diff_created's first case, inlined
-                out.append(FieldDiff(name, None, value))
+            # diff_created, inlined for a fresh plan's million fields: a scalar is new, a
+            # mapping is named key by key (``diff_created``'s own cases, in its order)
+            t = type(value)
+            if t in NEVER_EMPTY:
+                append(MAKE_DIFF(FieldDiff, (name, None, value)))
+            elif t is dict:
+                created_into(name, value, out)
             else:
                 out.extend(diff_created(name, value))
         return out
