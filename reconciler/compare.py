@@ -26,8 +26,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Non-integers this many units in the last place apart (or fewer) are the same number.
 MAX_ULPS = 4
@@ -36,11 +35,24 @@ _I64 = struct.Struct("<q")
 _MAGNITUDE = (1 << 63) - 1  # every bit of a double but the sign
 
 
-@dataclass(frozen=True, slots=True)
-class FieldDiff:
+class FieldDiff(NamedTuple):
+    """One difference a plan shows: at ``path`` (``reconciler.nested_diff`` names paths),
+    the live value ``before`` and the desired one ``after`` (None: absent).
+
+    A named tuple rather than a frozen dataclass: as immutable and hashable, and equal to
+    another FieldDiff exactly when its three values are, but made in half the time (a
+    frozen dataclass's ``__init__`` goes through ``object.__setattr__``), and a fresh plan of
+    100k accounts makes over a million of them."""
+
     path: str
     before: Any
     after: Any
+
+
+#: ``MAKE_DIFF(FieldDiff, (path, before, after))`` is ``FieldDiff(path, before, after)`` without
+#: the named tuple's Python-level ``__new__`` (half the time again), for the hot loops that
+#: make a create's diff (``plan.diff_body``, ``nested_diff.created_into``).
+MAKE_DIFF = tuple.__new__
 
 
 def is_empty(value: Any) -> bool:

@@ -33,7 +33,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.compare import FieldDiff, is_empty, same
+from reconciler.compare import MAKE_DIFF, FieldDiff, is_empty, same
 
 Identities = Mapping[str, tuple[str, ...]]
 ITEM_SEPARATOR = "→"
@@ -68,17 +68,29 @@ def _created_mapping(path: str, desired: Mapping[str, Any]) -> list[FieldDiff]:
     """``_diff_mapping(path, ..., desired, {})``: a non-empty mapping inside with nothing to
     name (all its values empty) is reported whole, as ``_refine`` does."""
     out: list[FieldDiff] = []
-    for key, value in desired.items():
-        if type(value) in NEVER_EMPTY:
-            out.append(FieldDiff(f"{path}.{key}", None, value))
-        elif same(value, None):
-            continue
-        elif isinstance(value, Mapping):
-            sub = f"{path}.{key}"
-            out.extend(_created_mapping(sub, value) or [FieldDiff(sub, None, value)])
-        else:
-            out.append(FieldDiff(f"{path}.{key}", None, value))
+    created_into(path, desired, out)
     return out
+
+
+def created_into(path: str, desired: Mapping[str, Any], out: list[FieldDiff]) -> None:
+    """:func:`_created_mapping` appending to ``out`` (``plan.diff_body`` calls it for each
+    mapping field of a create: no list made and copied per field)."""
+    prefix = path + "."
+    append = out.append
+    for key, value in desired.items():
+        t = type(value)
+        if t in NEVER_EMPTY:
+            append(MAKE_DIFF(FieldDiff, (f"{prefix}{key}", None, value)))
+        elif value is None or same(value, None):
+            continue
+        elif t is dict or isinstance(value, Mapping):
+            sub = f"{prefix}{key}"
+            start = len(out)
+            created_into(sub, value, out)
+            if len(out) == start:
+                append(MAKE_DIFF(FieldDiff, (sub, None, value)))
+        else:
+            append(MAKE_DIFF(FieldDiff, (f"{prefix}{key}", None, value)))
 
 
 def top_field(path: str) -> str:

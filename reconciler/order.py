@@ -28,7 +28,7 @@ change's ``depends_on`` listing every constraint as indexes of earlier changes.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,10 +60,16 @@ class _Constraints:
         self.live = live
         self.listed = listed
         self.at: dict[Target, int] = {(c.kind, c.key): i for i, c in enumerate(changes)}
-        self.before: list[set[int]] = [set() for _ in changes]  # i -> changes that run before i
+        # i -> changes that run before i, only for the i that wait for something (a fresh
+        # plan's 100k creates mostly wait for nothing: no set made for each)
+        self.before: dict[int, set[int]] = {}
         self.blockers: list[str] = []
+        # LiveState.code_by_id per target kind, looked up once (see _refs)
+        self._code_indexes: dict[str, dict[str, str]] = {}
+        refs = self._refs
+        kind_of = kinds.get
         self.after_refs: list[list[tuple[Reference, str]]] = [
-            [] if c.action == "delete" else self._refs(kinds.get(c.kind), c.body) for c in changes
+            [] if c.action == "delete" else refs(kind_of(c.kind), c.body) for c in changes
         ]
 
     def _refs(self, kind: Kind, obj: dict[str, Any]) -> list[tuple[Reference, str]]:
@@ -74,7 +80,30 @@ class _Constraints:
         out: list[tuple[Reference, str]] = []
         for ref in kind.references:
             name = ref.api_field
-            values = kinds.api_values(ref, obj) if name is None else (obj.get(name),)
+            if name is None:
+                values: Iterable[Any] = kinds.api_values(ref, obj)
+            else:
+                value = obj.get(name)
+                if value is None or value == "":
+                    continue
+                if type(value) is str:
+                    # _code_of for a plain string, inlined: the code itself, or the code of
+                    # the live object with that id (the id when none was read)
+                    if not ref.by_id:
+                        out.append((ref, value))
+                        continue
+                    index = self._code_indexes.get(ref.target)
+                    if index is None:
+                        index = self._code_indexes[ref.target] = self.live.code_by_id(ref.target)
+                    out.append((ref, index.get(value, value)))
+                    continue
+                if type(value) is dict:  # _code_of for a placeholder (a create's new target)
+                    placeholder = value.get("$ref")
+                    code = placeholder.get("code") if isinstance(placeholder, dict) else value
+                    if code is not None:
+                        out.append((ref, str(code)))
+                    continue
+                values = (value,)
             for value in values:
                 if value is None or value == "":
                     continue
@@ -85,7 +114,11 @@ class _Constraints:
 
     def _after(self, first: int, then: int) -> None:
         if first != then:
-            self.before[then].add(first)
+            firsts = self.before.get(then)
+            if firsts is None:
+                self.before[then] = {first}
+            else:
+                firsts.add(first)
 
     def _label(self, target: Target) -> str:
         kind = kinds.get(target[0])
@@ -95,14 +128,17 @@ class _Constraints:
 
     def needs(self) -> None:
         """Rule 1 (removals of referred targets are rule 2's)."""
+        at, changes, before = self.at, self.changes, self.before
         for i, refs in enumerate(self.after_refs):
             for ref, code in refs:
-                j = self.at.get((ref.target, code))
-                if j is None or j == i:
+                j = at.get((ref.target, code))
+                if j is None or j == i or changes[j].action not in ("create", "unarchive"):
                     continue
-                target = self.changes[j]
-                if target.action in ("create", "unarchive"):
-                    self._after(j, i)
+                firsts = before.get(i)  # _after, inlined
+                if firsts is None:
+                    before[i] = {j}
+                else:
+                    firsts.add(j)
 
     def releases(self) -> None:
         """Rule 2: every live referrer of a removed target lets go first, or blocks it."""
@@ -242,38 +278,74 @@ class _Constraints:
         self.undeletable()
         position = {k.name: n for n, k in enumerate(kinds.KINDS)}
         n_kinds = len(kinds.KINDS)
+        changes = self.changes
+        n = len(changes)
 
         def priority(i: int) -> tuple[int, int, int]:
-            c = self.changes[i]
+            c = changes[i]
             if c.is_removal:  # removals of referrers (later kinds) first among ties
                 return (1, n_kinds - position[c.kind], i)
             return (0, position[c.kind], i)
 
-        waiting = [len(b) for b in self.before]
-        after: list[list[int]] = [[] for _ in self.changes]
-        for i, firsts in enumerate(self.before):
+        waiting = [0] * n
+        after: dict[int, list[int]] = {}
+        for i, firsts in self.before.items():
+            waiting[i] = len(firsts)
             for j in firsts:
-                after[j].append(i)
-        heap = [priority(i) for i, w in enumerate(waiting) if w == 0]
-        heapq.heapify(heap)
-        order: list[int] = []
-        while heap:
-            i = heapq.heappop(heap)[2]
-            order.append(i)
-            for k in after[i]:
-                waiting[k] -= 1
-                if waiting[k] == 0:
-                    heapq.heappush(heap, priority(k))
-        if len(order) < len(self.changes):  # cannot happen with the rules above; never hang
-            stuck = [i for i in range(len(self.changes)) if i not in set(order)]
-            shown = ", ".join(f"{self.changes[i].action} {self._label((self.changes[i].kind, self.changes[i].key))}"
+                after.setdefault(j, []).append(i)
+        order = _smallest_first(sorted(map(priority, range(n))), waiting, after, priority)
+        if len(order) < n:  # cannot happen with the rules above; never hang
+            stuck = [i for i in range(n) if i not in set(order)]
+            shown = ", ".join(f"{changes[i].action} {self._label((changes[i].kind, changes[i].key))}"
                               for i in stuck[:_SHOWN])
             self.blockers.append(f"these changes wait for each other and cannot be ordered: {shown}")
             order.extend(stuck)
-        new_index = {old: new for new, old in enumerate(order)}
+        new_index = [0] * n
+        for new, old in enumerate(order):
+            new_index[old] = new
         ordered = []
         for old in order:
-            change = self.changes[old]
-            change.depends_on = sorted(d for d in (new_index[j] for j in self.before[old]) if d < new_index[old])
+            change = changes[old]
+            waits_for = self.before.get(old)
+            if waits_for:
+                rank = new_index[old]
+                change.depends_on = sorted(d for d in (new_index[j] for j in waits_for) if d < rank)
+            else:
+                change.depends_on = []
             ordered.append(change)
         return Ordering(ordered, self.blockers)
+
+
+def _smallest_first(keys: list[tuple[int, int, int]], waiting: list[int], after: Mapping[int, list[int]],
+                    priority: Callable[[int], tuple[int, int, int]]) -> list[int]:
+    """The topological order that always runs, of the changes free to run, the one with the
+    smallest priority key (each key ends with the change's index): ``keys`` is every change's
+    key, sorted; ``waiting[i]`` how many changes ``i`` waits for; ``after[j]`` the changes
+    that wait for ``j``. ``waiting`` is used up.
+
+    The same order as a heap of the free changes, without pushing and popping every change
+    through it: the sorted keys are walked in order, and only a change passed over because
+    it was still waiting goes into a heap when it becomes free. The free change with the
+    smallest key is then the smaller of the heap's top and the first free change at the walk
+    (sorted, so no later free change is smaller). In a fresh plan almost every change waits
+    only for changes with smaller keys and never sees the heap."""
+    order: list[int] = []
+    heap: list[tuple[int, int, int]] = []
+    passed = bytearray(len(waiting))  # 1: passed over by the walk while waiting
+    at, end = 0, len(keys)
+    while True:
+        while at < end and waiting[keys[at][2]]:
+            passed[keys[at][2]] = 1
+            at += 1
+        if heap and (at == end or heap[0] < keys[at]):
+            i = heapq.heappop(heap)[2]
+        elif at < end:
+            i = keys[at][2]
+            at += 1
+        else:
+            return order
+        order.append(i)
+        for k in after.get(i, ()):
+            waiting[k] -= 1
+            if waiting[k] == 0 and passed[k]:
+                heapq.heappush(heap, priority(k))
