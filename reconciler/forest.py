@@ -7,22 +7,28 @@ from collections.abc import Mapping
 
 
 def find_cycles(parent: Mapping[str, str | None]) -> list[list[str]]:
-    """Every cycle in a child -> parent map, each once, starting at its smallest code."""
-    state: dict[str, int] = {}  # 1: on the current walk, 2: done
+    """Every cycle in a child -> parent map, each once, starting at its smallest code.
+
+    Each node is marked once, with the number of the walk that reached it: a walk that
+    meets its own number has closed a cycle; one that meets an earlier number joins a path
+    already walked (one dict write per node: at 100k accounts this runs on every load)."""
+    walk_of: dict[str, int] = {}
     cycles: list[list[str]] = []
-    for start in parent:
-        if start in state:
+    get = parent.get
+    for number, start in enumerate(parent):
+        if start in walk_of:
             continue
-        walk: list[str] = []
         node: str | None = start
-        while node is not None and node not in state:
-            state[node] = 1
-            walk.append(node)
-            node = parent.get(node)
-        if node is not None and state.get(node) == 1:
-            cycle = walk[walk.index(node):]
+        while node is not None and node not in walk_of:
+            walk_of[node] = number
+            node = get(node)
+        if node is not None and walk_of[node] == number:
+            cycle = [node]
+            step = get(node)
+            while step != node:
+                assert step is not None
+                cycle.append(step)
+                step = get(step)
             low = cycle.index(min(cycle))
             cycles.append(cycle[low:] + cycle[:low])
-        for n in walk:
-            state[n] = 2
     return cycles

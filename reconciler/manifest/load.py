@@ -33,7 +33,7 @@ from reconciler import kinds
 from reconciler.diagnostics import Diagnostic, Location, Severity, whole_file
 from reconciler.manifest import advice, gcpause, rules, validation
 from reconciler.manifest.expand import EnvExpander
-from reconciler.manifest.fastyaml import NOT_FAST, fast_load
+from reconciler.manifest.fastyaml import NOT_FAST, gate, parse_gated
 from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, read_manifest_bytes
 from reconciler.manifest.locate import LazyLocations, Locator, best_position, read_text, scan
 from reconciler.manifest.messages import describe
@@ -350,12 +350,13 @@ def _read_fast(file: str, data: dict[str, Any] | None, state: LoadState) -> None
         items = state.items[kind.name]
         manifest_key = kind.manifest_key
         kind_name = kind.name
-        plain = kind.by_code and kind.name not in kinds.NESTED_BY_HOST  # the usual case, inlined
+        by_code = kind.by_code  # the usual case (a new code, nothing nested in it) is inlined
+        hosted = _NESTED_FIELDS.get(kind.name)  # the fields other kinds nest under, if any
         registered = len(items)  # objects before this are known to ``lazy``
         for index, item in enumerate(value):
             obj = DesiredObject(kind_name, "", item, None, (0, manifest_key, index), lazy)
             items.append(obj)
-            if plain:
+            if by_code and (hosted is None or hosted.isdisjoint(item)):
                 code = item.get("code")
                 if type(code) is str and code not in per_kind:
                     obj.key = code  # _claim_code's outcome for a new code
@@ -445,7 +446,10 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
             text = _read(file, state, validator.read)
             if text is None:
                 continue
-            data = fast_load(text)
+            gated = gate(text)
+            if gated:
+                validator.send()  # the worker reads it again while this process parses it
+            data = parse_gated(text) if gated else NOT_FAST
             fast = data is not NOT_FAST and _fast_shape_ok(data)
             if fast:
                 del text
@@ -484,8 +488,9 @@ def _new_state(environ: Mapping[str, str]) -> LoadState:
 
 def _objects_of_file(file: str, text: str) -> dict[str, list[DesiredObject]] | None:
     """The objects of one file read on the fast path, by kind, in the order ``_load`` collects
-    them (for the validation worker, which reads files again); None off the fast path."""
-    data = fast_load(text)
+    them (for the validation worker, which reads again files this process gated); None off
+    the fast path."""
+    data = parse_gated(text)
     if data is NOT_FAST or not _fast_shape_ok(data):
         return None
     state = _new_state({})  # the fast path never expands ${NAME}: no environment needed

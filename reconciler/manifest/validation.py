@@ -9,9 +9,11 @@ process parses the next file and then checks the rules that need every object.
 Why the worker reads the files itself rather than being handed the parsed objects: sending
 them would cost about what validating them costs, and forking a process that already holds
 them makes both processes copy every memory page the other still shares (measured: twice the
-page faults of the whole load, more than the time saved). The worker reads the same bytes (it
-checks their length and CRC against the main process's read) and builds the same objects in
-the same order by the same code, so its messages name the main process's objects by index.
+page faults of the whole load, more than the time saved). The worker is sent a file only once
+the main process's fast-path gate has passed it, reads it again, checks that it got the same
+bytes (length and sha256), parses them without gating them again (the gate is a third of
+reading a file; the bytes are the ones it passed) and builds the same objects in the same
+order by the same code, so its messages name the main process's objects by index.
 
 What the result depends on is fixed, not the timing: the messages are put back in the order
 one process validating kind after kind, object after object, would have produced them
@@ -31,12 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import pickle
 import signal
 import sys
 import threading
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -117,13 +119,14 @@ FileReports = dict[str, tuple[int, list[Report]]] | None
 ReadObjects = Callable[[str, str], Mapping[str, Sequence[DesiredObject]] | None]
 
 
-def _validate_file(read_objects: ReadObjects, file: str, size: int, crc: int, limit: int) -> FileReports:
-    """In the worker: the messages for one file, if it holds the bytes the main process read."""
+def _validate_file(read_objects: ReadObjects, file: str, size: int, digest: bytes, limit: int) -> FileReports:
+    """In the worker: the messages for one file, if it holds the bytes the main process read
+    (and gated: ``read_objects`` parses them without the fast path's gate)."""
     try:
         raw = read_manifest_bytes(file, limit)
     except ManifestFileError:
         return None
-    if len(raw) != size or zlib.crc32(raw) != crc:
+    if len(raw) != size or hashlib.sha256(raw).digest() != digest:
         return None  # changed between the two reads: the main process validates what it read
     try:
         text = raw.decode("utf-8-sig")
@@ -146,8 +149,9 @@ class _Sent:
 @dataclass(slots=True)
 class Validator:
     """Validation of everything loaded. Per file: :meth:`read` once its bytes are read,
-    :meth:`done` once its objects are collected; then :meth:`finish` for every message in
-    sequential order (and :meth:`abandon` in any case)."""
+    :meth:`send` if it passed the fast path's gate, :meth:`done` once its objects are
+    collected; then :meth:`finish` for every message in sequential order (and :meth:`abandon`
+    in any case)."""
 
     read_objects: ReadObjects
     fork: bool = True
@@ -156,20 +160,29 @@ class Validator:
     sent: list[_Sent] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # kind name -> items already assigned
     pid: int = 0
-    to_worker: Any = None  # a binary file: pickled (token, file, size, crc) requests
+    to_worker: Any = None  # a binary file: pickled (token, file, size, sha256) requests
     from_worker: int = -1
     _pending: _Sent | None = None
+    _candidate: tuple[str, int, bytes] | None = None  # (file, size, sha256) of the file last read
 
     def read(self, file: str, raw: bytes) -> None:
-        """A file's bytes are read: hand it to the worker (started on the first large file)."""
+        """A file's bytes are read: start the worker on the first large file (while this
+        process is small) and fingerprint the bytes for :meth:`send`."""
         self._pending = None
+        self._candidate = None
         if not self.pid and self.fork and len(raw) >= MIN_FILE_BYTES:
             self._start()
-        if not self.pid:
+        if self.pid:
+            self._candidate = (file, len(raw), hashlib.sha256(raw).digest())
+
+    def send(self) -> None:
+        """The file last given to :meth:`read` passed the fast path's gate: the worker reads,
+        parses and validates it too (identical bytes proven by their sha256)."""
+        if not self.pid or self._candidate is None:
             return
         sent = _Sent(len(self.sent))
         try:
-            pickle.dump((sent.token, file, len(raw), zlib.crc32(raw)), self.to_worker)
+            pickle.dump((sent.token, *self._candidate), self.to_worker)
             self.to_worker.flush()
         except OSError:  # the worker is gone: everything is validated here
             self._stop()
@@ -227,10 +240,10 @@ class Validator:
             unpickler = pickle.Unpickler(source)
             while True:
                 try:
-                    token, file, size, crc = unpickler.load()
+                    token, file, size, digest = unpickler.load()
                 except EOFError:
                     break
-                out[token] = _validate_file(self.read_objects, file, size, crc, self.limit)
+                out[token] = _validate_file(self.read_objects, file, size, digest, self.limit)
         with os.fdopen(answers, "wb") as sink:
             pickle.dump(out, sink, protocol=pickle.HIGHEST_PROTOCOL)
 
