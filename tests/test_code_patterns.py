@@ -5,9 +5,11 @@ from __future__ import annotations
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from reconciler.kinds.compound_aggregation import aggregation_codes
-from reconciler.kinds.fields import ACCOUNT_CODE, PICKLIST_CODE
+from reconciler.kinds.fields import ACCOUNT_CODE, ACCOUNT_CODE_MESSAGE, PICKLIST_CODE, AccountCode
+from reconciler.manifest.messages import field_errors
 
 _PICKLIST = regex.compile(r"^[\p{L}_$][\p{L}_$0-9]*$")
 _V = r"[^\x00-\x1f\x7f \t\n\x0b\f\r]"
@@ -26,3 +28,23 @@ def test_usual_and_edge_codes() -> None:
     for text in ("abc", "a_1", "$x", "1a", "a-b", "abc\n", "", "é1", "Ⅻ", "ª"):
         assert bool(PICKLIST_CODE.match(text)) == bool(_PICKLIST.match(text)), repr(text)
     assert list(aggregation_codes("aggregation.a + aggregation.é_1 - xaggregation.b")) == ["a", "é_1"]
+
+
+_ACCOUNT_CODE_ADAPTER = TypeAdapter(AccountCode)
+
+
+@settings(max_examples=3000)
+@given(st.text(_CHARS, min_size=1, max_size=6))
+def test_the_account_code_type_gives_the_patterns_verdict(text: str) -> None:
+    """Manifests check account codes with pydantic's Rust regex engine (no call into Python
+    per value); it must accept exactly what ``ACCOUNT_CODE`` accepts, trailing newline
+    included, and refuse with the same message."""
+    try:
+        _ACCOUNT_CODE_ADAPTER.validate_python(text)
+    except ValidationError as exc:
+        assert not ACCOUNT_CODE.match(text), repr(text)
+        (error,) = exc.errors()
+        assert error["type"] == "string_pattern_mismatch"
+        assert field_errors([error], text, None)[0].message.startswith(ACCOUNT_CODE_MESSAGE)
+    else:
+        assert ACCOUNT_CODE.match(text), repr(text)

@@ -68,6 +68,13 @@ PICKLIST_CODE_JSON = r"^[A-Za-z\u00C0-\uFFFF_$][A-Za-z\u00C0-\uFFFF_$0-9]*$"
 # (without UNICODE_CHARACTER_CLASS) is [ \t\n\x0B\f\r].
 _VISIBLE = r"[^\x00-\x1f\x7f \t\n\x0b\f\r]"
 ACCOUNT_CODE = re.compile(rf"^{_VISIBLE}(?:(?:{_VISIBLE}| )*{_VISIBLE})?$")  # no \p{..}: plain ``re``
+# The same verdicts for pydantic's Rust regex engine, which checks a value without a call back
+# into Python (a third of the time, for two codes of each of 100k accounts). Rust's ``$`` is the
+# end of the text, so Python's "end, or before a newline that ends the text" is spelled out.
+ACCOUNT_CODE_RUST = rf"^{_VISIBLE}(?:(?:{_VISIBLE}| )*{_VISIBLE})?\n?\z"
+ACCOUNT_CODE_MESSAGE = "must not start or end with whitespace nor contain control characters, tabs or newlines"
+#: What a value that fails one of these patterns is told (``messages`` reads it by pattern).
+PATTERN_MESSAGES = {ACCOUNT_CODE_RUST: ACCOUNT_CODE_MESSAGE}
 _VISIBLE_JSON = r"[^\u0000-\u001f\u007f \t\n\u000b\f\r]"
 ACCOUNT_CODE_JSON = (
     rf"^{_VISIBLE_JSON}(?:[^\u0000-\u001f\u007f\t\n\u000b\f\r]*{_VISIBLE_JSON})?$"
@@ -93,14 +100,6 @@ def _picklist_code(value: str) -> str:
     if not PICKLIST_CODE.match(value):
         raise ValueError(
             "must start with a letter, '_' or '$' and hold only letters, digits, '_' and '$'"
-        )
-    return value
-
-
-def _account_code(value: str) -> str:
-    if not ACCOUNT_CODE.match(value):
-        raise ValueError(
-            "must not start or end with whitespace nor contain control characters, tabs or newlines"
         )
     return value
 
@@ -191,8 +190,7 @@ PicklistCode = Annotated[
 ]
 AccountCode = Annotated[
     StrictStr,
-    Field(max_length=80, min_length=1),
-    AfterValidator(_account_code),
+    Field(max_length=80, min_length=1, pattern=ACCOUNT_CODE_RUST),
     WithJsonSchema({"type": "string", "maxLength": 80, "minLength": 1, "pattern": ACCOUNT_CODE_JSON}),
 ]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]

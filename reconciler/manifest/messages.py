@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from reconciler import kinds
+from reconciler.kinds.fields import PATTERN_MESSAGES
 from reconciler.manifest.types import DesiredObject
 from reconciler.safetext import quote
 
@@ -135,6 +136,8 @@ def _sentence(error: ErrorDetails, model: type[BaseModel] | None, path: Sequence
         return f"unknown field{hint}"
     if kind in _TYPE_WORDS:
         return f"must be {_TYPE_WORDS[kind]} (got {show_value(value, typed=True)})"
+    if kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") in PATTERN_MESSAGES:
+        return f"{PATTERN_MESSAGES[error['ctx']['pattern']]} (got {show_value(value)})"
     if kind == "value_error":
         message = str(error["ctx"].get("error", error["msg"])) if "ctx" in error else error["msg"]
         return f"{message} (got {show_value(value)})" if "(got" not in message else message
