@@ -49,6 +49,9 @@ def default_settings() -> Settings:
     return Settings.model_construct(
         _fields_set=set(),
         prune=Prune.model_construct(_fields_set=set()),
-        ignoreFields=IgnoreFields.model_construct(_fields_set=set()),
+        # every list given: resolving a ``default_factory=list`` inspects ``list``'s signature
+        ignoreFields=IgnoreFields.model_construct(
+            _fields_set=set(), **{name: [] for name in IgnoreFields.model_fields}
+        ),
         safety=Safety.model_construct(_fields_set=set()),
     )
