@@ -58,6 +58,7 @@ class PendingDiagnostic:
     path: NodePath
     prefer: str  # "key" or "value"
     obj: DesiredObject  # its location is the fallback (resolved only if the field is not found)
+    location: Location | None = None  # once resolved
 
 
 @dataclass(slots=True)
@@ -390,19 +391,27 @@ def _report(
         state.at_field("error", message, obj, path, prefer)
 
 
-def _resolve_pending(state: LoadState) -> list[Diagnostic]:
-    """Give each queued message its field position: one scan per file that has any."""
+def _locate(state: LoadState, pending: Sequence[PendingDiagnostic]) -> None:
+    """Give each queued message without one its field position: one scan per file."""
     by_file: dict[str, list[PendingDiagnostic]] = {}
-    for pending in state.pending:
-        by_file.setdefault(pending.file, []).append(pending)
-    out: list[Diagnostic] = []
+    for p in pending:
+        if p.location is None:
+            by_file.setdefault(p.file, []).append(p)
     for file, group in by_file.items():
         text = read_text(file, state.max_file_bytes)
         found = scan(text, [p.path for p in group]) if text is not None else {}
         for p in group:
             pos = best_position(found, p.path, p.prefer)
-            out.append(Diagnostic(p.severity, p.message, _loc(file, pos) if pos else p.obj.location))
-    return out
+            p.location = _loc(file, pos) if pos else p.obj.location
+
+
+def _resolve_pending(state: LoadState) -> list[Diagnostic]:
+    """The queued messages, located, grouped by file in the order files first appear."""
+    _locate(state, state.pending)
+    by_file: dict[str, list[PendingDiagnostic]] = {}
+    for pending in state.pending:
+        by_file.setdefault(pending.file, []).append(pending)
+    return [Diagnostic(p.severity, p.message, p.location) for group in by_file.values() for p in group]
 
 
 def _problems(file: str, problems: list[Problem], state: LoadState) -> None:
@@ -467,6 +476,7 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
         )
         rules.check(manifests, state)  # meanwhile, the worker validates the last files
         advice.check(manifests, state)
+        _locate(state, state.pending)  # still meanwhile: usually the only scan for positions
         found = validator.finish(state)
     finally:
         validator.abandon()
