@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import pickle
 import re
@@ -102,6 +101,13 @@ def validate_objects(kind: kinds.Kind, objs: Sequence[DesiredObject]) -> list[Re
     return reports
 
 
+def _sha256(data: bytes) -> bytes:
+    """Imported here: only loads with a worker pay for OpenSSL's import (~4 ms)."""
+    import hashlib
+
+    return hashlib.sha256(data).digest()
+
+
 def _warm_up(first: bytes) -> None:
     """In a new worker, while the main process gates the file that started it: build the
     validators of the kinds that file names at its start (building one for accounts takes as
@@ -137,7 +143,7 @@ def _validate_file(read_objects: ReadObjects, file: str, size: int, digest: byte
         raw = read_manifest_bytes(file, limit)
     except ManifestFileError:
         return None
-    if len(raw) != size or hashlib.sha256(raw).digest() != digest:
+    if len(raw) != size or _sha256(raw) != digest:
         return None  # changed between the two reads: the main process validates what it read
     try:
         text = raw.decode("utf-8-sig")
@@ -184,7 +190,7 @@ class Validator:
         if not self.pid and self.fork and len(raw) >= MIN_FILE_BYTES:
             self._start(raw)
         if self.pid:
-            self._candidate = (file, len(raw), hashlib.sha256(raw).digest())
+            self._candidate = (file, len(raw), _sha256(raw))
 
     def send(self) -> None:
         """The file last given to :meth:`read` passed the fast path's gate: the worker reads,
