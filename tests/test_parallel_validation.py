@@ -34,7 +34,7 @@ _WORKER = r"""
 import json, os, sys
 from reconciler.manifest import load_manifests, validation
 
-validation.MIN_FILE_BYTES = 1
+validation.MIN_BYTES = 1
 forks = 0
 _read_again = validation.read_manifest_bytes
 _fork = os.fork
@@ -198,7 +198,7 @@ def test_a_worker_that_fails_costs_time_not_messages(tmp_path: Path, monkeypatch
     def no_fork() -> int:
         raise OSError("fork refused")
 
-    monkeypatch.setattr(validation, "MIN_FILE_BYTES", 1)
+    monkeypatch.setattr(validation, "MIN_BYTES", 1)
     monkeypatch.setattr(validation, "can_fork", lambda environ: True)
     monkeypatch.setattr(validation.os, "fork", no_fork)
     assert [d.format() for d in load_manifests([str(tmp_path)]).diagnostics] == expected

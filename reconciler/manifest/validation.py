@@ -1,10 +1,11 @@
 """Validating objects against their kinds' models, on a second core when that pays.
 
 Why a second core: at 100k accounts, pydantic validation is about a fifth of ``validate`` and
-of a plan, and it depends on nothing but each object itself. So a worker process, forked when
-the first large file is read (while the main process is still small), reads each file again,
-parses and validates it, and sends back only the messages, usually none, while the main
-process parses the next file and then checks the rules that need every object.
+of a plan, and it depends on nothing but each object itself. So a worker process, forked once
+a megabyte of manifests has been read (while the main process is still small), reads each
+file from then on again, parses and validates it, and sends back only the messages, usually
+none, while the main process parses the next file and then checks the rules that need every
+object.
 
 Why the worker reads the files itself rather than being handed the parsed objects: sending
 them would cost about what validating them costs, and forking a process that already holds
@@ -24,8 +25,8 @@ process, so the outcome is always exactly the sequential one;
 
 Forking happens only where it is safe and worth it: on Linux (``fork`` elsewhere is either
 missing or unsafe with system frameworks), in a process with no other thread (a thread
-holding a lock at the fork would leave the child waiting on it for ever), and once a file of
-at least :data:`MIN_FILE_BYTES` is read, so small manifests and the test suite's many small
+holding a lock at the fork would leave the child waiting on it for ever), and once
+:data:`MIN_BYTES` of manifests are read, so small manifests and the test suite's many small
 loads never fork.
 """
 
@@ -54,9 +55,10 @@ if TYPE_CHECKING:
     from reconciler.manifest.load import LoadState
 
 VALIDATION_CHUNK = 2_000  # objects per bulk validation call: bounds the memory of model output
-#: The size of the first file that makes a worker worth starting (about 3,000 accounts: their
-#: validation takes longer than forking and reading the file again).
-MIN_FILE_BYTES = 1 << 20
+#: How much manifest text makes a worker worth starting (about 3,000 accounts: validating them
+#: takes longer than forking and reading the files again). Files read before that are validated
+#: in the main process; from the file that crosses it on, the worker takes them.
+MIN_BYTES = 1 << 20
 #: Environment switch: ``RECONCILER_VALIDATION_PROCESSES=0`` validates in the main process only.
 PROCESSES_ENV = "RECONCILER_VALIDATION_PROCESSES"
 
@@ -176,6 +178,7 @@ class Validator:
     local: list[list[Range]] = field(default_factory=list)  # validated here, at finish
     sent: list[_Sent] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # kind name -> items already assigned
+    bytes_read: int = 0  # by the main process so far: the worker starts once it is worth it
     pid: int = 0
     to_worker: Any = None  # a binary file: pickled (token, file, size, sha256) requests
     from_worker: int = -1
@@ -183,11 +186,12 @@ class Validator:
     _candidate: tuple[str, int, bytes] | None = None  # (file, size, sha256) of the file last read
 
     def read(self, file: str, raw: bytes) -> None:
-        """A file's bytes are read: start the worker on the first large file (while this
-        process is small) and fingerprint the bytes for :meth:`send`."""
+        """A file's bytes are read: start the worker once enough is read (while this process
+        is still small) and fingerprint the bytes for :meth:`send`."""
         self._pending = None
         self._candidate = None
-        if not self.pid and self.fork and len(raw) >= MIN_FILE_BYTES:
+        self.bytes_read += len(raw)
+        if not self.pid and self.fork and self.bytes_read >= MIN_BYTES:
             self._start(raw)
         if self.pid:
             self._candidate = (file, len(raw), _sha256(raw))
