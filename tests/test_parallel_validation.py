@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import given, note
 from hypothesis import strategies as st
 
 from reconciler.manifest import load_manifests, validation
@@ -141,7 +141,6 @@ def broken_sets(draw: st.DrawFn) -> ManifestSet:
     return ManifestSet(files)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(manifests=broken_sets())
 def test_forked_validation_reports_exactly_what_one_process_reports(worker: Worker, manifests: ManifestSet) -> None:
     note(repr(manifests))

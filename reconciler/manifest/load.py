@@ -12,7 +12,8 @@ The steps, each driven by the kind registry rather than per-kind code:
 3. check each document's shape (a mapping of known top-level keys; lists for keyed kinds,
    mappings for singletons) and collect objects, reporting duplicate codes and a second
    ``organization``/``customFields``/``settings`` with both places named;
-4. validate every object against its pydantic model (keyed kinds in bulk);
+4. validate every object against its pydantic model (keyed kinds in bulk), for large manifests
+   in a worker process while the next file is read (``validation``: same messages, same order);
 5. cross-object rules (``rules``) and domain warnings (``advice``);
 6. give positions to the messages that need a field's line and column: one re-scan per file
    with such messages (``locate``), so a clean run pays nothing for positions.
