@@ -87,9 +87,14 @@ class LoadState:
         self, severity: Severity, message: str, obj: DesiredObject, path: Sequence[str | int], prefer: str = "key"
     ) -> None:
         """Queue a message located at a field of ``obj`` (resolved in one pass at the end)."""
-        self.pending.append(
-            PendingDiagnostic(severity, message, obj.file, (*obj.node_path, *path), prefer, obj)
-        )
+        self.pending.append(_pending_at(severity, message, obj, path, prefer))
+
+
+def _pending_at(
+    severity: Severity, message: str, obj: DesiredObject, path: Sequence[str | int], prefer: str
+) -> PendingDiagnostic:
+    """A message about a field of ``obj``, its position found later (``_locate``)."""
+    return PendingDiagnostic(severity, message, obj.file, (*obj.node_path, *path), prefer, obj)
 
 
 def find_files(paths: Sequence[str], state: LoadState) -> list[str]:
@@ -481,10 +486,7 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
         found = validator.finish(state)
     finally:
         validator.abandon()
-    state.pending[at:at] = [
-        PendingDiagnostic("error", message, obj.file, (*obj.node_path, *path), prefer, obj)
-        for obj, (_, message, path, prefer) in found
-    ]
+    state.pending[at:at] = [_pending_at("error", message, obj, path, prefer) for obj, message, path, prefer in found]
     state.diagnostics.extend(_resolve_pending(state))
     return LoadResult(manifests, state.diagnostics)
 

@@ -269,8 +269,9 @@ class Validator:
         with os.fdopen(answers, "wb") as sink:
             pickle.dump(out, sink, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def finish(self, state: LoadState) -> list[tuple[DesiredObject, Report]]:
-        """Every message, in the order of validating kind after kind and object after object."""
+    def finish(self, state: LoadState) -> list[tuple[DesiredObject, str, NodePath, str]]:
+        """Every message (object, message, field path, prefer), in the order of validating
+        kind after kind and object after object."""
         answers = self._answers()
         found: list[tuple[str, int, list[Report]]] = []  # (kind name, start, messages)
         local = [r for ranges in self.local for r in ranges]
@@ -288,11 +289,11 @@ class Validator:
         for name, start, reports in found:
             if reports:
                 by_kind.setdefault(name, []).append((start, reports))
-        out: list[tuple[DesiredObject, Report]] = []
+        out: list[tuple[DesiredObject, str, NodePath, str]] = []
         for kind in kinds.KINDS:
             items = state.items[kind.name]
             for start, reports in sorted(by_kind.get(kind.name, ()), key=lambda pair: pair[0]):
-                out.extend((items[start + report[0]], report) for report in reports)
+                out.extend((items[start + index], message, path, prefer) for index, message, path, prefer in reports)
         return out
 
     def _answers(self) -> dict[int, FileReports]:
