@@ -64,8 +64,6 @@ class _Constraints:
         # plan's 100k creates mostly wait for nothing: no set made for each)
         self.before: dict[int, set[int]] = {}
         self.blockers: list[str] = []
-        # LiveState.code_by_id per target kind, looked up once (see _refs)
-        self._code_indexes: dict[str, dict[str, str]] = {}
         refs = self._refs
         kind_of = kinds.get
         self.after_refs: list[list[tuple[Reference, str]]] = [
@@ -92,10 +90,7 @@ class _Constraints:
                     if not ref.by_id:
                         out.append((ref, value))
                         continue
-                    index = self._code_indexes.get(ref.target)
-                    if index is None:
-                        index = self._code_indexes[ref.target] = self.live.code_by_id(ref.target)
-                    out.append((ref, index.get(value, value)))
+                    out.append((ref, self.live.code_by_id(ref.target).get(value, value)))
                     continue
                 if type(value) is dict:  # _code_of for a placeholder (a create's new target)
                     placeholder = value.get("$ref")

@@ -343,9 +343,6 @@ class _Planner:
             k.name: tuple(getattr(self.settings.ignoreFields, k.name, [])) for k in kinds.KINDS
         }
         self._rules_by_kind: dict[str, dict[str, int]] = {}  # see _field_rules
-        # LiveState.code_by_id per target kind, looked up once (the live state does not change
-        # while a plan is made)
-        self._code_indexes: dict[str, dict[str, str]] = {}
 
     # -- per kind ----------------------------------------------------------------------------
 
@@ -536,10 +533,7 @@ class _Planner:
                 api_value = live_get(ref.api_path)
                 if ref.by_id and type(api_value) is str and api_value:
                     # _code_of for the usual case, an id read from the API (``parentAccountId``)
-                    index = self._code_indexes.get(ref.target)
-                    if index is None:
-                        index = self._code_indexes[ref.target] = self.live.code_by_id(ref.target)
-                    code = index.get(api_value, api_value)
+                    code = self.live.code_by_id(ref.target).get(api_value, api_value)
                 else:
                     code = _code_of(ref, api_value, self.live)
                 if value != code:
