@@ -228,7 +228,7 @@ def _invalid(message: str) -> StoreError:
 # A summary of the request schemas in the m3ter OpenAPI subset: enough to refuse garbage with
 # the API's limits. Java patterns are translated (\p{L} via ``regex``; \p{Cntrl}/\s spelled out).
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\Z")  # \Z: a final newline is not an address
 # Each kind's request limits live in its registry module (``Kind.request_spec``).
 REQUEST_SPECS: dict[str, Mapping[str, Spec]] = {k.name: k.request_spec for k in KINDS}
 

@@ -231,6 +231,24 @@ def test_account_code_leading_space(tmp_path: Path) -> None:
     assert_error(validate(path), path, 2, "code: must not start or end with whitespace")
 
 
+def test_codes_ending_in_a_newline_are_refused(tmp_path: Path) -> None:
+    """Regression: m3ter's Java ``matches()`` refuses a code ending in a newline, which
+    Python's ``$`` used to let through; each code names its own line."""
+    path = write(tmp_path, "a.yaml", """
+        creditReasons:
+          - code: "goodwill\\n"
+            name: Goodwill
+        accounts:
+          - code: "acme\\n"
+            name: Acme
+            emailAddress: ap@acme.example.com
+        """)
+    result = validate(path)
+    assert_error(result, path, 2, "code: must start with a letter")
+    assert_error(result, path, 5, "code: must not start or end with whitespace")
+    assert "\\n" in result.stderr  # the value is shown escaped, never as a raw line break
+
+
 def test_account_code_control_character(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", """
         accounts:
