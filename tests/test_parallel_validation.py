@@ -1,11 +1,12 @@
-"""Validation in forked processes gives exactly what one process gives (issue 13).
+"""Reading and validating in a forked worker gives exactly what one process gives (issue 13).
 
-``reconciler.manifest.validation`` validates batches of objects in forked processes while the
-main process reads on. Its contract: the diagnostics, their order and their positions are the
-same as validating everything in one process, whatever the manifests (valid or not, one file
-or many, nested objects, the slow YAML path). The property runs in a worker process of its
-own: forking is only safe in a process with no other thread, and the test session may hold
-server threads of other tests.
+``reconciler.manifest.validation`` forks a worker that reads the last files of a load (gate,
+parse, values through shared memory) and validates their objects, while the main process
+reads the first ones. Its contract: the diagnostics, their order and their positions, and the
+objects, are the same as loading everything in one process, whatever the manifests (valid or
+not, one file or many, nested objects, the slow YAML path, unreadable files) and wherever the
+split falls. The property runs in a worker process of its own: forking is only safe in a
+process with no other thread, and the test session may hold server threads of other tests.
 """
 
 from __future__ import annotations
@@ -28,16 +29,20 @@ from tests.strategies import ManifestSet, live_orgs, manifest_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Loads each directory it is given twice, forking for every batch of one object and more, and
-# validating in this process only; answers the diagnostics of both and how many forks ran.
+# Loads each directory it is given twice, with the worker reading the files from ``first`` on
+# (all of them by default) and in this process only; answers the diagnostics and objects of
+# both, how many forks ran and how many objects the main process validated. ``die_after``
+# makes the worker exit without a word once it has read that many files.
 _WORKER = r"""
 import json, os, sys
-from reconciler.manifest import load_manifests, validation
+from reconciler.manifest import load, load_manifests, validation
 
 validation.MIN_BYTES = 1
 forks = 0
-_read_again = validation.read_manifest_bytes
 _fork = os.fork
+_fast_data = load._fast_data
+_split = validation.split
+settings = {}
 
 def counting_fork():
     global forks
@@ -46,7 +51,15 @@ def counting_fork():
         forks += 1
     return pid
 
+def dying_fast_data(file, limit):  # runs in the worker only
+    settings["read"] = settings.get("read", 0) + 1
+    if settings.get("die_after") is not None and settings["read"] > settings["die_after"]:
+        os._exit(9)
+    return _fast_data(file, limit)
+
 os.fork = counting_fork
+load._fast_data = dying_fast_data
+validation.split = lambda sizes: min(settings.get("first", 0), len(sizes))
 local = 0
 _validate_here = validation._validate_ranges
 
@@ -58,10 +71,8 @@ def counting_validate_here(state, ranges):
 validation._validate_ranges = counting_validate_here
 for line in sys.stdin:
     request = json.loads(line)
-    if request.get("tamper"):  # the worker's second read finds other bytes of the same length
-        validation.read_manifest_bytes = lambda path, limit: _read_again(path, limit).replace(b": x\n", b": 7\n")
-    else:
-        validation.read_manifest_bytes = _read_again
+    settings.clear()
+    settings.update(first=request.get("first", 0), die_after=request.get("die_after"))
     answer = {}
     for processes in ("1", "0"):
         before, local_before = forks, local
@@ -69,10 +80,12 @@ for line in sys.stdin:
         answer[processes] = {
             "diagnostics": [d.format() for d in result.diagnostics],
             "objects": {kind: sorted(objs) for kind, objs in result.manifests.objects.items()},
+            "fields": {kind: [o.fields for o in objs.values()] for kind, objs in result.manifests.objects.items()},
+            "files": len(result.manifests.files),
             "forks": forks - before,
             "local": local - local_before,  # objects validated in the main process
         }
-    print(json.dumps(answer), flush=True)
+    print(json.dumps(answer, default=repr), flush=True)
 """
 
 
@@ -82,9 +95,9 @@ class Worker:
         self.process = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
-    def load(self, paths: list[str], *, tamper: bool = False) -> dict[str, Any]:
+    def load(self, paths: list[str], *, first: int = 0, die_after: int | None = None) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"paths": paths, "tamper": tamper}) + "\n")
+        self.process.stdin.write(json.dumps({"paths": paths, "first": first, "die_after": die_after}) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         assert line, "the validation worker died"
@@ -141,33 +154,42 @@ def broken_sets(draw: st.DrawFn) -> ManifestSet:
     return ManifestSet(files)
 
 
-@given(manifests=broken_sets())
-def test_forked_validation_reports_exactly_what_one_process_reports(worker: Worker, manifests: ManifestSet) -> None:
+@given(manifests=broken_sets(), first=st.integers(0, 12))
+def test_forked_loading_reports_exactly_what_one_process_reports(
+    worker: Worker, manifests: ManifestSet, first: int
+) -> None:
     note(repr(manifests))
     with tempfile.TemporaryDirectory() as tmp:
         directory = manifests.write(Path(tmp) / "m")
-        answer = worker.load([str(directory)])
+        answer = worker.load([str(directory)], first=first)
     forked, alone = answer["1"], answer["0"]
     assert alone["forks"] == 0
-    if any(isinstance(v, list) and v for docs in manifests.files.values() for doc in docs for v in doc.values()):
-        assert forked["forks"] == 1
+    assert forked["forks"] == (1 if first < forked["files"] else 0)
     assert forked["diagnostics"] == alone["diagnostics"]
     assert forked["objects"] == alone["objects"]
+    assert forked["fields"] == alone["fields"]
 
 
-def test_one_worker_validates_every_file_and_errors_keep_their_places(worker: Worker, tmp_path: Path) -> None:
-    """Three files of accounts, errors in each: the forked run starts one worker and says the
-    same as one process, every error at its FILE:LINE:COL."""
+def _three_account_files(directory: Path) -> None:
     for n in range(3):
         accounts = [
             {"code": f"acct-{n}-{i}", "name": f"Account {i}", "emailAddress": f"a{i}@example.com",
              "daysBeforeBillDue": "x" if i == 1 else 14}
             for i in range(3)
         ]
-        ManifestSet({f"accounts-{n}.yaml": [{"accounts": accounts}]}).write(tmp_path)
-    answer = worker.load([str(tmp_path)])
+        ManifestSet({f"accounts-{n}.yaml": [{"accounts": accounts}]}).write(directory)
+
+
+def test_the_worker_reads_and_validates_its_files_and_errors_keep_their_places(
+    worker: Worker, tmp_path: Path
+) -> None:
+    """Three files of accounts, errors in each: with the worker reading the last two, the
+    main process validates only the first file's objects, and says the same as one process,
+    every error at its FILE:LINE:COL."""
+    _three_account_files(tmp_path)
+    answer = worker.load([str(tmp_path)], first=1)
     assert answer["1"]["forks"] == 1
-    assert answer["1"]["local"] == 0 and answer["0"]["local"] == 9  # the worker validated them all
+    assert answer["1"]["local"] == 3 and answer["0"]["local"] == 9
     assert answer["1"]["diagnostics"] == answer["0"]["diagnostics"]
     errors = [d for d in answer["1"]["diagnostics"] if ": error: " in d]
     assert [d.split(": error: ")[0].rsplit(":", 1)[0] for d in errors] == [
@@ -175,16 +197,32 @@ def test_one_worker_validates_every_file_and_errors_keep_their_places(worker: Wo
     ]
 
 
-def test_a_file_that_changed_before_the_worker_read_it_is_validated_here(worker: Worker, tmp_path: Path) -> None:
-    """The worker reads each file again; when it finds other bytes (edited meanwhile), its
-    messages would be about another text, so the main process validates what it read."""
-    accounts = [{"code": "a", "name": "A", "emailAddress": "a@example.com", "daysBeforeBillDue": "x"}]
-    ManifestSet({"accounts.yaml": [{"accounts": accounts}]}).write(tmp_path)
-    honest, tampered = worker.load([str(tmp_path)]), worker.load([str(tmp_path)], tamper=True)
-    assert tampered["1"]["forks"] == 1
-    assert (honest["1"]["local"], tampered["1"]["local"]) == (0, 1)
-    assert tampered["1"]["diagnostics"] == honest["1"]["diagnostics"] == honest["0"]["diagnostics"]
-    assert any("daysBeforeBillDue: must be an integer" in d for d in tampered["1"]["diagnostics"])
+def test_files_the_worker_cannot_read_fast_are_read_here(worker: Worker, tmp_path: Path) -> None:
+    """A file off the fast path (a YAML 1.1 boolean), one that is not UTF-8 and one whose shape
+    is wrong: the worker hands each back and the main process reads it, with every message and
+    position of one process."""
+    _three_account_files(tmp_path)
+    (tmp_path / "b-bool.yaml").write_text("creditReasons:\n  - code: R1\n    name: R\n    archived: yes\n")
+    (tmp_path / "c-latin1.yaml").write_bytes("creditReasons:\n  - code: R2\n    name: caf\xe9\n".encode("latin-1"))
+    (tmp_path / "d-shape.yaml").write_text("creditReasons:\n  code: R3\n")
+    answer = worker.load([str(tmp_path)])
+    assert answer["1"]["forks"] == 1
+    assert answer["1"]["local"] == 1  # R1, read here; the others hold no valid object
+    assert answer["1"]["diagnostics"] == answer["0"]["diagnostics"]
+    text = "\n".join(answer["1"]["diagnostics"])
+    assert "not valid UTF-8" in text and "c-latin1.yaml:3:" in text
+    assert "d-shape.yaml:1:1: error: creditReasons: must be a list" in text
+
+
+def test_a_worker_that_dies_half_way_costs_time_not_messages(worker: Worker, tmp_path: Path) -> None:
+    """The worker exits after reading one of its files: the main process reads the others
+    itself and validates everything, and says exactly what one process says."""
+    _three_account_files(tmp_path)
+    answer = worker.load([str(tmp_path)], die_after=1)
+    assert answer["1"]["forks"] == 1
+    assert answer["1"]["local"] == 9
+    assert answer["1"]["diagnostics"] == answer["0"]["diagnostics"]
+    assert answer["1"]["objects"] == answer["0"]["objects"]
 
 
 def test_a_worker_that_fails_costs_time_not_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,3 +248,15 @@ def test_a_worker_that_fails_costs_time_not_messages(tmp_path: Path, monkeypatch
 
 def test_the_switch_turns_forking_off() -> None:
     assert not validation.can_fork({validation.PROCESSES_ENV: "0"})
+
+
+def test_the_split_gives_the_worker_a_tail_only_when_it_pays() -> None:
+    """The worker reads the last files, about half of four equal large files; a single file,
+    or little text, stays in the main process."""
+    four = [8_500_000] * 4 + [540, 3_300]
+    assert validation.split(four) == 2
+    assert validation.split([3_400_000, 540, 3_300]) == 3
+    assert validation.split([]) == 0
+    many = [300_000] * 100
+    assert 30 <= validation.split(many) <= 60
+    assert validation.split([1_000_000] * 1_000) < 1_000  # weighed at a few dozen places only

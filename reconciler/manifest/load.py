@@ -12,8 +12,9 @@ The steps, each driven by the kind registry rather than per-kind code:
 3. check each document's shape (a mapping of known top-level keys; lists for keyed kinds,
    mappings for singletons) and collect objects, reporting duplicate codes and a second
    ``organization``/``customFields``/``settings`` with both places named;
-4. validate every object against its pydantic model (keyed kinds in bulk), for large manifests
-   in a worker process while the next file is read (``validation``: same messages, same order);
+4. validate every object against its pydantic model (keyed kinds in bulk); for large manifests
+   a worker process reads and validates the last files while this one reads the first
+   (``validation``: same objects, same messages, same order);
 5. cross-object rules (``rules``) and domain warnings (``advice``);
 6. give positions to the messages that need a field's line and column: one re-scan per file
    with such messages (``locate``), so a clean run pays nothing for positions.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from reconciler import kinds
 from reconciler.diagnostics import Diagnostic, Location, Severity, whole_file
 from reconciler.manifest import advice, gcpause, rules, validation
 from reconciler.manifest.expand import EnvExpander
-from reconciler.manifest.fastyaml import NOT_FAST, gate, parse_gated
+from reconciler.manifest.fastyaml import NOT_FAST, fast_load
 from reconciler.manifest.files import ManifestFileError, max_manifest_bytes, read_manifest_bytes
 from reconciler.manifest.locate import LazyLocations, Locator, best_position, read_text, scan
 from reconciler.manifest.messages import describe
@@ -130,14 +131,13 @@ def find_files(paths: Sequence[str], state: LoadState) -> list[str]:
     return files
 
 
-def _read(file: str, state: LoadState, on_bytes: Callable[[str, bytes], None]) -> str | None:
-    """A file's text (or None, with the problem reported); ``on_bytes`` sees its bytes first."""
+def _read(file: str, state: LoadState) -> str | None:
+    """A file's text (or None, with the problem reported)."""
     try:
         data = read_manifest_bytes(file, state.max_file_bytes)
     except ManifestFileError as exc:
         state.error(str(exc), whole_file(file))
         return None
-    on_bytes(file, data)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -453,25 +453,28 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
     state.max_file_bytes, limit_problem = max_manifest_bytes(state.environ)
     if limit_problem:
         state.diagnostics.append(Diagnostic("error", limit_problem))
-    validator = validation.Validator(_objects_of_file, fork=validation.can_fork(state.environ),
+    validator = validation.Validator(_fast_data, _objects_of_data, fork=validation.can_fork(state.environ),
                                      limit=state.max_file_bytes)
     try:
-        for file in find_files(paths, state):
+        files = find_files(paths, state)
+        validator.start(files)  # a worker may read the last files meanwhile
+        for index, file in enumerate(files):
             state.files.append(file)
-            text = _read(file, state, validator.read)
+            taken = validator.take(index)
+            if taken is not None:
+                _read_fast(file, taken[0], state)
+                validator.done(state)
+                continue
+            text = _read(file, state)
             if text is None:
                 continue
-            gated = gate(text)
-            if gated:
-                validator.send()  # the worker reads it again while this process parses it
-            data = parse_gated(text) if gated else NOT_FAST
-            fast = data is not NOT_FAST and _fast_shape_ok(data)
-            if fast:
+            data = fast_load(text)
+            if data is not NOT_FAST and _fast_shape_ok(data):
                 del text
                 _read_fast(file, data, state)
             else:
                 _read_slow(file, text, state)
-            validator.done(state, fast=fast)
+            validator.done(state)
         at = len(state.pending)  # where one process validating here would have put its messages
         manifests = Manifests(
             objects=state.objects,
@@ -499,13 +502,23 @@ def _new_state(environ: Mapping[str, str]) -> LoadState:
     return state
 
 
-def _objects_of_file(file: str, text: str) -> dict[str, list[DesiredObject]] | None:
-    """The objects of one file read on the fast path, by kind, in the order ``_load`` collects
-    them (for the validation worker, which reads again files this process gated); None off
-    the fast path."""
-    data = parse_gated(text)
+def _fast_data(file: str, limit: int) -> tuple[Any] | None:
+    """For the validation worker: a file's value as ``_load`` would take it on the fast path
+    (read, decoded, gated, parsed, well shaped), or None when ``_load`` must read the file
+    itself (to report its problem, or to read it off the fast path)."""
+    try:
+        text = read_manifest_bytes(file, limit).decode("utf-8-sig")
+    except (ManifestFileError, UnicodeDecodeError):
+        return None
+    data = fast_load(text)
     if data is NOT_FAST or not _fast_shape_ok(data):
         return None
+    return (data,)
+
+
+def _objects_of_data(file: str, data: Any) -> dict[str, list[DesiredObject]]:
+    """The objects of one file's fast-path value, by kind, in the order ``_load`` collects
+    them (for the validation worker, whose messages name them by index)."""
     state = _new_state({})  # the fast path never expands ${NAME}: no environment needed
     _read_fast(file, data, state)
     return state.items

@@ -1,42 +1,44 @@
-"""Validating objects against their kinds' models, on a second core when that pays.
+"""Reading and validating manifest files on a second core, when that pays.
 
-Why a second core: at 100k accounts, pydantic validation is about a fifth of ``validate`` and
-of a plan, and it depends on nothing but each object itself. So a worker process, forked once
-a megabyte of manifests has been read (while the main process is still small), reads each
-file from then on again, parses and validates it, and sends back only the messages, usually
-none, while the main process parses the next file and then checks the rules that need every
-object.
+Why a second core: at 100k accounts, reading the files (gating, parsing) and validating the
+objects are most of ``validate`` and of a plan, and each file's share depends on nothing but
+the file. So a worker process, forked before the first file is read (while the main process is
+small), reads the last files of the load itself: it gates and parses each, writes the parsed
+values (``marshal``, several times faster to load than YAML is to parse) into memory shared
+with the main process and says where, then collects and validates their objects and answers
+the messages by index. Meanwhile the main process reads and parses the first files, takes the
+worker's values for the others, collects their objects in order, checks the rules that need
+every object and validates its own files' objects.
 
-Why the worker reads the files itself rather than being handed the parsed objects: sending
-them would cost about what validating them costs, and forking a process that already holds
-them makes both processes copy every memory page the other still shares (measured: twice the
-page faults of the whole load, more than the time saved). The worker is sent a file only once
-the main process's fast-path gate has passed it, reads it again, checks that it got the same
-bytes (length and sha256), parses them without gating them again (the gate is a third of
-reading a file; the bytes are the ones it passed) and builds the same objects in the same
-order by the same code, so its messages name the main process's objects by index.
+Which files the worker reads (:func:`split`) comes from the files' sizes and what each step
+costs per megabyte, so that both processes end about together: with four files of 25k
+accounts the worker reads the last two, and a 100k-account load takes ~1.35 s instead of
+~1.7 s with the worker validating every file it had read again. A single large file stays in
+the main process unless the worker's reading it first still pays.
 
-What the result depends on is fixed, not the timing: the messages are put back in the order
-one process validating kind after kind, object after object, would have produced them
-(:meth:`Validator.finish`). Whatever the worker could not do (a file it read differently, a
-file on the slow YAML path, a worker that died or could not start) is validated in the main
-process, so the outcome is always exactly the sequential one;
-``tests/test_parallel_validation.py`` holds the two to that over random manifests.
+What the result depends on is fixed, not the timing: the objects are collected in file order
+by the same code in both processes, so the worker's messages name the main process's objects
+by index, and the messages are put back in the order one process validating kind after kind,
+object after object, would have produced them (:meth:`Validator.finish`). Whatever the worker
+did not do (a file off the fast path, a file it could not read, a worker that died or could
+not start) the main process reads and validates itself, so the outcome is always exactly the
+sequential one; ``tests/test_parallel_validation.py`` holds the two to that over random
+manifests and random splits.
 
 Forking happens only where it is safe and worth it: on Linux (``fork`` elsewhere is either
 missing or unsafe with system frameworks), in a process with no other thread (a thread
-holding a lock at the fork would leave the child waiting on it for ever), and once
-:data:`MIN_BYTES` of manifests are read, so small manifests and the test suite's many small
-loads never fork.
+holding a lock at the fork would leave the child waiting on it for ever), and once the files
+hold :data:`MIN_BYTES`, so small manifests and the test suite's many small loads never fork.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import marshal
+import mmap
 import os
 import pickle
-import re
 import signal
 import sys
 import threading
@@ -47,7 +49,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reconciler import kinds
-from reconciler.manifest.files import ManifestFileError, read_manifest_bytes
 from reconciler.manifest.messages import describe, display_path, field_errors
 from reconciler.manifest.types import DesiredObject, NodePath
 
@@ -55,9 +56,7 @@ if TYPE_CHECKING:
     from reconciler.manifest.load import LoadState
 
 VALIDATION_CHUNK = 2_000  # objects per bulk validation call: bounds the memory of model output
-#: How much manifest text makes a worker worth starting (about 3,000 accounts: validating them
-#: takes longer than forking and reading the files again). Files read before that are validated
-#: in the main process; from the file that crosses it on, the worker takes them.
+#: How much manifest text makes a worker worth starting (about 3,000 accounts).
 MIN_BYTES = 1 << 20
 #: Environment switch: ``RECONCILER_VALIDATION_PROCESSES=0`` validates in the main process only.
 PROCESSES_ENV = "RECONCILER_VALIDATION_PROCESSES"
@@ -103,22 +102,6 @@ def validate_objects(kind: kinds.Kind, objs: Sequence[DesiredObject]) -> list[Re
     return reports
 
 
-def _sha256(data: bytes) -> bytes:
-    """Imported here: only loads with a worker pay for OpenSSL's import (~4 ms)."""
-    import hashlib
-
-    return hashlib.sha256(data).digest()
-
-
-def _warm_up(first: bytes) -> None:
-    """In a new worker, while the main process gates the file that started it: build the
-    validators of the kinds that file names at its start (building one for accounts takes as
-    long as validating 5,000 of them; it is needed next anyway)."""
-    head = first[:1 << 16]
-    for kind in kinds.KINDS:
-        if re.search(rb"^" + re.escape(kind.manifest_key.encode()) + rb"[ \t]*:", head, re.MULTILINE):
-            _adapter(kind.model)
-
 
 def _validate_ranges(state: LoadState, ranges: Sequence[Range]) -> list[list[Report]]:
     return [validate_objects(kinds.get(name), state.items[name][start:end]) for name, start, end in ranges]
@@ -131,88 +114,195 @@ def can_fork(environ: Mapping[str, str]) -> bool:
     return sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
 
 
-# What the worker answers for one file: kind name -> (objects read, messages), or None.
-FileReports = dict[str, tuple[int, list[Report]]] | None
-# Reads a file's text into its objects by kind, exactly as the main process does (None: the
-# file is not one the fast path reads): given by the loader, which owns reading.
-ReadObjects = Callable[[str, str], Mapping[str, Sequence[DesiredObject]] | None]
+# What each step costs per megabyte of manifest, in seconds on the machine the split was tuned
+# on (2 cores; 100k accounts in four files): only their ratios matter.
+_OWN_READ = 0.041  # main process: gate, parse, collect the objects of a file it reads itself
+_OWN_VALIDATE = 0.018  # main process: validate them
+_TAKEN = 0.0075  # main process: load the worker's values of a file (marshal) and collect its objects
+_WORKER_READ = 0.033  # worker: read, gate, parse and write out a file's values
+_WORKER_VALIDATE = 0.027  # worker: collect that file's objects and validate them
+_RULES = 0.0066  # main process, after the last file: rules and advice over every object
+_START = 0.02  # seconds: forking, the pipe, the first validator the worker builds
+_SPLITS = 64  # at most this many splits are weighed (one per file for fewer files)
 
 
-def _validate_file(read_objects: ReadObjects, file: str, size: int, digest: bytes, limit: int) -> FileReports:
-    """In the worker: the messages for one file, if it holds the bytes the main process read
-    (and gated: ``read_objects`` parses them without the fast path's gate)."""
-    try:
-        raw = read_manifest_bytes(file, limit)
-    except ManifestFileError:
-        return None
-    if len(raw) != size or _sha256(raw) != digest:
-        return None  # changed between the two reads: the main process validates what it read
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
-    del raw
-    objects = read_objects(file, text)
-    if objects is None:
-        return None
-    return {name: (len(objs), validate_objects(kinds.get(name), objs)) for name, objs in objects.items() if objs}
+def split(sizes: Sequence[int]) -> int:
+    """The first of the files (by their sizes in bytes, in load order) that the worker reads;
+    ``len(sizes)`` when none is worth it. The worker reads a tail of the files: the main
+    process starts on the first ones while the worker parses ahead, so its values are ready
+    when the main process comes to them. The tail is chosen so that the later of the two
+    processes ends soonest, by the costs above; the worker runs only when that beats one
+    process by a twentieth."""
+    count = len(sizes)
+    mb = [size / 1e6 for size in sizes]
+    total = sum(mb)
+
+    def finish(first: int) -> float:
+        if first >= count:
+            return (_OWN_READ + _OWN_VALIDATE + _RULES) * total
+        ready: list[float] = []
+        clock = 0.0
+        for size in mb[first:]:
+            clock += _WORKER_READ * size
+            ready.append(clock)
+        worker = _START + clock + _WORKER_VALIDATE * sum(mb[first:])
+        main = _START
+        for index, size in enumerate(mb):
+            main = main + _OWN_READ * size if index < first else max(main, ready[index - first]) + _TAKEN * size
+        main += _OWN_VALIDATE * sum(mb[:first]) + _RULES * total
+        return max(main, worker)
+
+    if not count:
+        return 0
+    step = max(1, count // _SPLITS)
+    candidates = {*range(0, count, step), count}
+    best = min(candidates, key=lambda first: (finish(first), -first))
+    return best if finish(best) < finish(count) * 0.95 else count
+
+
+# The fast path's reading of a file, as the main process would read it: ``(value,)``, or None
+# when the main process must read the file itself (off the fast path, unreadable...).
+ReadData = Callable[[str, int], tuple[Any] | None]
+# A file's parsed value -> its objects by kind, exactly as the main process collects them.
+ReadObjects = Callable[[str, Any], Mapping[str, Sequence[DesiredObject]]]
+# What the worker answers for one file: kind name -> (objects read, messages).
+FileReports = dict[str, tuple[int, list[Report]]]
+_ANSWERS = -1  # the index of the worker's last message, its reports
 
 
 @dataclass(slots=True)
-class _Sent:
-    token: int
+class _Taken:
+    index: int  # the file's place in the load
     ranges: list[Range] = field(default_factory=list)
-    fast: bool = False  # the main process read the file on the fast path too
 
 
 @dataclass(slots=True)
 class Validator:
-    """Validation of everything loaded. Per file: :meth:`read` once its bytes are read,
-    :meth:`send` if it passed the fast path's gate, :meth:`done` once its objects are
-    collected; then :meth:`finish` for every message in sequential order (and :meth:`abandon`
-    in any case)."""
+    """Validation of everything loaded, and the worker's reading of some files. :meth:`start`
+    with every file; per file :meth:`take` (the worker's values, if it read it), then
+    :meth:`done` once its objects are collected; then :meth:`finish` for every message in
+    sequential order (and :meth:`abandon` in any case)."""
 
+    read_data: ReadData
     read_objects: ReadObjects
     fork: bool = True
-    limit: int = 0  # the manifest size limit the worker reads with
+    limit: int = 0  # the manifest size limit files are read with
     local: list[list[Range]] = field(default_factory=list)  # validated here, at finish
-    sent: list[_Sent] = field(default_factory=list)
+    taken: list[_Taken] = field(default_factory=list)  # files whose values the worker read
     counts: dict[str, int] = field(default_factory=dict)  # kind name -> items already assigned
-    bytes_read: int = 0  # by the main process so far: the worker starts once it is worth it
+    first: int = 0  # the first file the worker reads
     pid: int = 0
-    to_worker: Any = None  # a binary file: pickled (token, file, size, sha256) requests
-    from_worker: int = -1
-    _pending: _Sent | None = None
-    _candidate: tuple[str, int, bytes] | None = None  # (file, size, sha256) of the file last read
+    shared: mmap.mmap | None = None  # where the worker writes the values it read
+    from_worker: Any = None  # a binary file: pickled (index, notice) messages
+    notices: dict[int, tuple[int, int] | None] = field(default_factory=dict)
+    answers: dict[int, FileReports] | None = None
+    _pending: _Taken | None = None
 
-    def read(self, file: str, raw: bytes) -> None:
-        """A file's bytes are read: start the worker once enough is read (while this process
-        is still small) and fingerprint the bytes for :meth:`send`."""
-        self._pending = None
-        self._candidate = None
-        self.bytes_read += len(raw)
-        if not self.pid and self.fork and self.bytes_read >= MIN_BYTES:
-            self._start(raw)
-        if self.pid:
-            self._candidate = (file, len(raw), _sha256(raw))
-
-    def send(self) -> None:
-        """The file last given to :meth:`read` passed the fast path's gate: the worker reads,
-        parses and validates it too (identical bytes proven by their sha256)."""
-        if not self.pid or self._candidate is None:
+    def start(self, files: Sequence[str]) -> None:
+        """Weigh the files and, when it pays, fork the worker that reads the last of them."""
+        sizes = [_size(file) for file in files]
+        self.first = len(files)
+        if not self.fork or sum(sizes) < MIN_BYTES:
             return
-        sent = _Sent(len(self.sent))
+        first = split(sizes)
+        if first >= len(files):
+            return
+        # marshal's form of parsed YAML is about as long as the text; twice it, and a file
+        # that does not fit is simply read by the main process.
+        room = 2 * sum(sizes[first:]) + (1 << 20)
         try:
-            pickle.dump((sent.token, *self._candidate), self.to_worker)
-            self.to_worker.flush()
-        except OSError:  # the worker is gone: everything is validated here
-            self._stop()
+            shared = mmap.mmap(-1, room)
+            answers_r, answers_w = os.pipe()
+        except (OSError, ValueError):
             return
-        self.sent.append(sent)
-        self._pending = sent
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (answers_r, answers_w):
+                os.close(fd)
+            shared.close()
+            return
+        if pid == 0:  # the worker: never returns, never runs the parent's clean-up
+            status = 1
+            try:
+                os.close(answers_r)
+                self._serve(files, first, shared, answers_w)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(answers_w)
+        self.pid, self.first, self.shared = pid, first, shared
+        self.from_worker = os.fdopen(answers_r, "rb")
 
-    def done(self, state: LoadState, *, fast: bool) -> None:
-        """The file last given to :meth:`read` (if any) has its objects collected."""
+    def _serve(self, files: Sequence[str], first: int, shared: mmap.mmap, answers: int) -> None:
+        """The worker: every file from ``first`` on read and its values written out, each
+        announced as soon as it is (the main process is waiting for them); then their objects
+        validated, and the messages sent in one last message."""
+        kept: list[tuple[int, str, Any]] = []
+        offset = 0
+        with os.fdopen(answers, "wb") as sink:
+            for index in range(first, len(files)):
+                notice: tuple[int, int] | None = None
+                read = self.read_data(files[index], self.limit)
+                if read is not None:
+                    try:
+                        payload = marshal.dumps(read[0])
+                    except ValueError:  # a value marshal cannot write: read by the main process
+                        payload = b""
+                    if payload and offset + len(payload) <= len(shared):
+                        shared[offset : offset + len(payload)] = payload
+                        notice = (offset, len(payload))
+                        offset += len(payload)
+                        kept.append((index, files[index], read[0]))
+                pickle.dump((index, notice), sink, protocol=pickle.HIGHEST_PROTOCOL)
+                sink.flush()
+            reports: dict[int, FileReports] = {}
+            for n, (index, file, value) in enumerate(kept):
+                kept[n] = (index, file, None)  # each file's values freed once validated
+                objects = self.read_objects(file, value)
+                del value
+                reports[index] = {
+                    name: (len(objs), validate_objects(kinds.get(name), objs)) for name, objs in objects.items() if objs
+                }
+            pickle.dump((_ANSWERS, reports), sink, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def take(self, index: int) -> tuple[Any] | None:
+        """The worker's values of file ``index`` (waiting for them), or None when the main
+        process reads that file itself."""
+        self._pending = None
+        if not self.pid or index < self.first:
+            return None
+        while index not in self.notices:
+            if not self._receive():
+                return None
+        notice = self.notices.pop(index)
+        if notice is None or self.shared is None:
+            return None
+        offset, length = notice
+        try:
+            with memoryview(self.shared) as view:
+                value = marshal.loads(view[offset : offset + length])
+        except (EOFError, ValueError, TypeError):
+            return None
+        self._pending = _Taken(index)
+        self.taken.append(self._pending)
+        return (value,)
+
+    def _receive(self) -> bool:
+        """One more message from the worker; False when there are no more (it is gone)."""
+        try:
+            index, message = pickle.load(self.from_worker)
+        except Exception:  # the worker died or said something unreadable: read here instead
+            self.abandon()
+            return False
+        if index == _ANSWERS:
+            self.answers = message if isinstance(message, dict) else {}
+            return False
+        self.notices[index] = message
+        return True
+
+    def done(self, state: LoadState) -> None:
+        """The file last asked about (:meth:`take`) has its objects collected."""
         ranges: list[Range] = []
         for kind in kinds.KINDS:
             start, end = self.counts.get(kind.name, 0), len(state.items[kind.name])
@@ -220,71 +310,32 @@ class Validator:
                 ranges.append((kind.name, start, end))
                 self.counts[kind.name] = end
         if self._pending is not None:
-            self._pending.ranges, self._pending.fast = ranges, fast
+            self._pending.ranges = ranges
             self._pending = None
         elif ranges:
             self.local.append(ranges)
 
-    def _start(self, first: bytes) -> None:
-        try:
-            requests_r, requests_w = os.pipe()
-            answers_r, answers_w = os.pipe()
-        except OSError:
-            self.fork = False
-            return
-        try:
-            pid = os.fork()
-        except OSError:
-            for fd in (requests_r, requests_w, answers_r, answers_w):
-                os.close(fd)
-            self.fork = False
-            return
-        if pid == 0:  # the worker: never returns, never runs the parent's clean-up
-            status = 1
-            try:
-                os.close(requests_w)
-                os.close(answers_r)
-                _warm_up(first)
-                self._serve(requests_r, answers_w)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(requests_r)
-        os.close(answers_w)
-        self.pid, self.from_worker = pid, answers_r
-        self.to_worker = os.fdopen(requests_w, "wb")
-
-    def _serve(self, requests: int, answers: int) -> None:
-        """The worker's loop: every request read to the end, then all answers at once (so
-        neither side ever waits on a full pipe while the other waits on it)."""
-        out: dict[int, FileReports] = {}
-        with os.fdopen(requests, "rb") as source:
-            unpickler = pickle.Unpickler(source)
-            while True:
-                try:
-                    token, file, size, digest = unpickler.load()
-                except EOFError:
-                    break
-                out[token] = _validate_file(self.read_objects, file, size, digest, self.limit)
-        with os.fdopen(answers, "wb") as sink:
-            pickle.dump(out, sink, protocol=pickle.HIGHEST_PROTOCOL)
-
     def finish(self, state: LoadState) -> list[tuple[DesiredObject, str, NodePath, str]]:
         """Every message (object, message, field path, prefer), in the order of validating
-        kind after kind and object after object."""
-        answers = self._answers()
-        found: list[tuple[str, int, list[Report]]] = []  # (kind name, start, messages)
+        kind after kind and object after object. The main process validates its own files
+        first, while the worker may still be validating the others."""
         local = [r for ranges in self.local for r in ranges]
-        for sent in self.sent:
-            answer = answers.get(sent.token) if sent.fast else None
-            if answer is None or set(answer) != {name for name, _, _ in sent.ranges} or any(
-                answer[name][0] != end - start for name, start, end in sent.ranges
+        found: list[tuple[str, int, list[Report]]] = [
+            (name, start, reports)
+            for (name, start, _), reports in zip(local, _validate_ranges(state, local), strict=True)
+        ]
+        answers = self._answers()
+        missing: list[Range] = []
+        for taken in self.taken:
+            answer = answers.get(taken.index)
+            if answer is None or set(answer) != {name for name, _, _ in taken.ranges} or any(
+                answer[name][0] != end - start for name, start, end in taken.ranges
             ):
-                local.extend(sent.ranges)  # read differently, or not at all: validated here
+                missing.extend(taken.ranges)  # the worker did not validate it: done here
                 continue
-            found.extend((name, start, answer[name][1]) for name, start, _ in sent.ranges)
+            found.extend((name, start, answer[name][1]) for name, start, _ in taken.ranges)
         found.extend((name, start, reports) for (name, start, _), reports in
-                     zip(local, _validate_ranges(state, local), strict=True))
+                     zip(missing, _validate_ranges(state, missing), strict=True))
         by_kind: dict[str, list[tuple[int, list[Report]]]] = {}
         for name, start, reports in found:
             if reports:
@@ -297,34 +348,24 @@ class Validator:
         return out
 
     def _answers(self) -> dict[int, FileReports]:
-        """The worker's answers (empty if there is no worker or it failed in any way)."""
-        if not self.pid:
+        """The worker's reports (empty if there is no worker or it failed in any way)."""
+        while self.pid and self.answers is None and self._receive():
+            pass
+        answers = self.answers or {}
+        if self.pid and self._stop() != 0:
             return {}
-        chunks: list[bytes] = []
-        try:
-            self.to_worker.close()  # no more requests: the worker answers and exits
-            while chunk := os.read(self.from_worker, 1 << 20):
-                chunks.append(chunk)
-        except OSError:
-            chunks = []
-        status = self._stop()
-        if status != 0:
-            return {}
-        try:
-            answers = pickle.loads(b"".join(chunks))
-        except Exception:  # any unreadable answer: everything is validated here instead
-            return {}
-        return answers if isinstance(answers, dict) else {}
+        return answers
 
     def _stop(self) -> int:
-        """Close the pipes and reap the worker; its exit status."""
-        if self.to_worker is not None:
+        """Close the pipe and the shared memory and reap the worker; its exit status."""
+        if self.from_worker is not None:
             with contextlib.suppress(OSError):
-                self.to_worker.close()
-            self.to_worker = None
-        if self.from_worker >= 0:
-            os.close(self.from_worker)
-            self.from_worker = -1
+                self.from_worker.close()
+            self.from_worker = None
+        if self.shared is not None:
+            with contextlib.suppress(BufferError):  # a view still held: freed with the process
+                self.shared.close()
+            self.shared = None
         status = _reap(self.pid) if self.pid else 1
         self.pid = 0
         return status
@@ -337,6 +378,13 @@ class Validator:
             self._stop()
 
 
+def _size(file: str) -> int:
+    try:
+        return os.stat(file).st_size
+    except OSError:
+        return 0
+
+
 def _reap(pid: int) -> int:
     """Wait for a child; its exit status (non-zero for a signal or a failure)."""
     while True:
@@ -347,4 +395,3 @@ def _reap(pid: int) -> int:
         except InterruptedError:
             continue
         return os.waitstatus_to_exitcode(status)
-
