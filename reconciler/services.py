@@ -79,12 +79,24 @@ def _wanted(manifests: Manifests, backend: Backend) -> dict[str, Collection[str]
     targets = {kind.name for kind in candidates}
     referring = {k.name for k in kinds.KINDS if any(ref.target in targets for ref in k.references)}
     referenced: dict[str, set[str]] = {}
-    for obj in manifests:
-        if obj.kind not in referring:
+    for kind in kinds.KINDS:
+        if kind.name not in referring:
             continue
-        for ref, code in kinds.referenced_codes(kinds.get(obj.kind), obj.fields):
-            if ref.target in targets:
-                referenced.setdefault(ref.target, set()).add(code)
+        # A reference that is one plain field (an account's ``parent``) is read directly, as
+        # ``referenced_codes`` would (a string); the generic walk was most of this function.
+        plain = [(ref.target, ref.plain_field) for ref in kind.references
+                 if ref.target in targets and ref.plain_field is not None]
+        walked = any(ref.target in targets and ref.plain_field is None for ref in kind.references)
+        for obj in manifests.of_kind(kind.name).values():
+            fields = obj.fields
+            for target, name in plain:
+                code = fields.get(name)
+                if isinstance(code, str) and code:
+                    referenced.setdefault(target, set()).add(code)
+            if walked:
+                for ref, code in kinds.referenced_codes(kind, fields):
+                    if ref.target in targets and ref.plain_field is None:
+                        referenced.setdefault(ref.target, set()).add(code)
     for kind in candidates:
         codes = set(manifests.of_kind(kind.name)) | referenced.get(kind.name, set())
         wanted[kind.name] = codes if 0 < len(codes) <= limit else None
