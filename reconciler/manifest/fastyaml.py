@@ -163,21 +163,17 @@ def fast_load(text: str) -> Any:
     """The one document's value, or ``NOT_FAST`` when the event builder must read ``text``
     (the gate refused it, yaml-rs is missing, or yaml-rs refused the text: the builder then
     reports the problem with its position). ``None`` for a file without a document value."""
-    return parse_gated(text) if gate(text) else NOT_FAST
+    if not gate(text):
+        return NOT_FAST
+    try:
+        return _parser()(text, parse_datetime=False)
+    except Exception:  # syntax error, duplicate key, anything: the builder explains it
+        return NOT_FAST
 
 
 def gate(text: str) -> bool:
     """Whether yaml-rs may read ``text`` (it is installed and :func:`fast_eligible` says so)."""
     return bool(_parser()) and fast_eligible(text)
-
-
-def parse_gated(text: str) -> Any:
-    """:func:`fast_load` for a text :func:`gate` already let through (the validation worker
-    reads again bytes the main process gated, proven the same by their sha256)."""
-    try:
-        return _parser()(text, parse_datetime=False)
-    except Exception:  # syntax error, duplicate key, anything: the builder explains it
-        return NOT_FAST
 
 
 NOT_FAST: Any = _NOTHING
