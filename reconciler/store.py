@@ -727,6 +727,63 @@ def _filters(
     return where, params
 
 
+#: A whole kind of at least this many objects is read in chunks (see ``_list_whole``).
+CHUNKED_READ_MIN = 20_000
+_READ_CHUNKS = 8
+
+
+def _list_whole(conn: sqlite3.Connection, where: str, params: builtins.list[Any]) -> EntityList:
+    """Every object matching ``where``, newest first, as JSON arrays built by SQLite and each
+    parsed by one ``json.loads`` (about a third faster than parsing row by row). A large kind
+    comes in chunks: SQLite builds the next chunk on a second thread (it lets go of the GIL
+    while it works) while this one parses the last, ~0.1 s of the 0.5 s that 100k accounts
+    take. The count and every chunk are read in one transaction, so they see one state of
+    the organization even while another process writes."""
+    rows = f"SELECT body FROM entities WHERE {where} ORDER BY seq DESC"
+    joined = f"SELECT '[' || coalesce(group_concat(body, ','), '') || ']' FROM ({rows}{{}})"
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    worker: threading.Thread | None = None
+    try:
+        (count,) = conn.execute(f"SELECT count(*) FROM entities WHERE {where}", params).fetchone()
+        with gcpause.paused():  # no cycles in parsed JSON; see reconciler.manifest.gcpause
+            if count < CHUNKED_READ_MIN:
+                (text,) = conn.execute(joined.format(""), params).fetchone()
+                result: EntityList = json.loads(text)
+                return result
+            size = -(-count // _READ_CHUNKS)
+            chunk = joined.format(" LIMIT ? OFFSET ?")
+            made: dict[int, Any] = {}
+
+            def make(index: int) -> None:
+                try:
+                    made[index] = conn.execute(chunk, [*params, size, index * size]).fetchone()[0]
+                except BaseException as exc:  # handed to the reading thread
+                    made[index] = exc
+
+            result = []
+            for index in range(_READ_CHUNKS):
+                if worker is None:
+                    make(index)
+                else:
+                    worker.join()
+                    worker = None
+                if index + 1 < _READ_CHUNKS:
+                    worker = threading.Thread(target=make, args=(index + 1,), name="store-read", daemon=True)
+                    worker.start()
+                text = made.pop(index)
+                if isinstance(text, BaseException):
+                    raise text
+                result.extend(json.loads(text))
+            return result
+    finally:
+        if worker is not None:
+            worker.join()  # never leave a statement running on the connection
+        if own:
+            conn.execute("COMMIT")
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -941,16 +998,7 @@ class Store:
         conn = self._conn()
         where, params = _filters(org, name, ids=ids, codes=codes, archived=archived)
         if codes is None and ids is None:
-            # One JSON array built by SQLite and parsed by one json.loads call: about a third
-            # faster than parsing row by row (100k accounts in about a second).
-            (joined,) = conn.execute(
-                "SELECT '[' || coalesce(group_concat(body, ','), '') || ']' FROM "
-                f"(SELECT body FROM entities WHERE {' AND '.join(where)} ORDER BY seq DESC)",
-                params,
-            ).fetchone()
-            with gcpause.paused():  # no cycles in parsed JSON; see reconciler.manifest.gcpause
-                result: EntityList = json.loads(joined)
-            return result
+            return _list_whole(conn, " AND ".join(where), params)
         # No ORDER BY: sorting in Python keeps SQLite on the (org, kind, code) unique index.
         found = conn.execute(f"SELECT seq, body FROM entities WHERE {' AND '.join(where)}", params).fetchall()
         found.sort(reverse=True)
