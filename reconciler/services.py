@@ -59,24 +59,36 @@ def _wanted(manifests: Manifests, backend: Backend) -> dict[str, Collection[str]
     codes they refer to) when that is cheaper for this backend and the kind is not pruned,
     since pruning needs to see every live object. The m3ter backend's limit is unlimited
     (``CODE_LOOKUP_UNLIMITED``: its batched reads beat the cursor walk, see its
-    ``code_lookup_limit``); the local one's is 0, so it always reads whole kinds."""
+    ``code_lookup_limit``); the local one's is 0, so it always reads whole kinds.
+
+    Reading by code reads exactly what the manifests manage: a kind they neither list nor
+    refer to (and do not prune) is not read at all (an empty collection), like the accounts
+    they do not list; the plan says its unmanaged objects were not counted. Otherwise every
+    kind the registry knows would cost each plan at least one request, however few kinds the
+    manifests manage. A kind the API cannot filter by code is read whole when the manifests
+    list or refer to any of it."""
     limit = backend.code_lookup_limit
     wanted: dict[str, Collection[str] | None] = {}
     candidates: list[kinds.Kind] = []  # kinds small enough in the manifests to look up by code
+    unnamed: list[kinds.Kind] = []  # kinds the API cannot filter by code, none of them listed
     # A pruned kind is read whole to find what no manifest lists; so is every kind that
     # refers to a pruned kind, since its live referrers decide whether a removal can go ahead.
     pruned = {k.name for k in kinds.KINDS if getattr(manifests.settings.prune, k.manifest_key, False)}
     for kind in kinds.KINDS:
         wanted[kind.name] = None
-        if kind.singleton or limit <= 0 or kind.name in pruned or not (kind.by_code and kind.codes_filter):
+        if kind.singleton or limit <= 0 or kind.name in pruned:
             continue
         if any(ref.target in pruned for ref in kind.references):
             continue
-        if len(manifests.of_kind(kind.name)) <= limit:
-            candidates.append(kind)
-    if not candidates:
+        listed = len(manifests.of_kind(kind.name))
+        if kind.by_code and kind.codes_filter:
+            if listed <= limit:
+                candidates.append(kind)
+        elif not listed:
+            unnamed.append(kind)
+    if not candidates and not unnamed:
         return wanted  # every kind is listed whole: no need to collect references
-    targets = {kind.name for kind in candidates}
+    targets = {kind.name for kind in candidates} | {kind.name for kind in unnamed}
     referring = {k.name for k in kinds.KINDS if any(ref.target in targets for ref in k.references)}
     referenced: dict[str, set[str]] = {}
     for kind in kinds.KINDS:
@@ -99,7 +111,9 @@ def _wanted(manifests: Manifests, backend: Backend) -> dict[str, Collection[str]
                         referenced.setdefault(ref.target, set()).add(code)
     for kind in candidates:
         codes = set(manifests.of_kind(kind.name)) | referenced.get(kind.name, set())
-        wanted[kind.name] = codes if 0 < len(codes) <= limit else None
+        wanted[kind.name] = codes if len(codes) <= limit else None  # empty: nothing to read
+    for kind in unnamed:
+        wanted[kind.name] = None if referenced.get(kind.name) else set()
     return wanted
 
 

@@ -206,3 +206,36 @@ def test_undocumented_live_fields_survive_apply_and_never_show_as_diffs() -> Non
         assert again.code == 0, again.output
         assert not any(name in again.stdout for name in EXTRA_FIELDS)
         assert cli(emu, "drift", str(EXAMPLES)).code == 0
+
+
+def test_reading_by_code_skips_the_kinds_the_manifests_do_not_name(emu: RunningEmulator, tmp_path: Path) -> None:
+    """Over the m3ter API, accounts not pruned are read by code, and a kind the manifests
+    neither list nor refer to is not read at all: a hand-made product is then not counted
+    (the plan says products were not counted), no request goes to /products, and the plan is
+    otherwise the same. Once the manifests list a product, products are read (whole: the API
+    has no codes filter for them) and the hand-made one is counted as unmanaged."""
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    (catalog / "p.yaml").write_text("products:\n  - {code: api, name: API}\n  - {code: byhand, name: By hand}\n",
+                                    encoding="utf-8")
+    assert cli(emu, "apply", str(catalog), "--auto-approve").code == 0
+    manifests = accounts_manifest(tmp_path / "m", 3)
+    assert cli(emu, "apply", str(manifests), "--auto-approve").code == 0
+
+    traced = cli(emu, "plan", str(manifests), "-v", "--format", "json")
+    assert traced.code == 0, traced.output
+    doc = json.loads(traced.stdout)
+    assert doc["summary"]["create"] == doc["summary"]["update"] == 0
+    assert "product" in doc["uncounted"] and "account" in doc["uncounted"]
+    assert doc["unmanaged"] == [] and doc["readByCode"]["product"] == []
+    assert "/products" not in traced.stderr and "/accounts" in traced.stderr
+    text = cli(emu, "plan", str(manifests))
+    assert "(not counted for account; " in text.stdout
+    assert "kinds the manifests do not name were not read)." in text.stdout
+
+    (manifests / "p.yaml").write_text("products:\n  - {code: api, name: API}\n", encoding="utf-8")
+    named = cli(emu, "plan", str(manifests), "-v", "--format", "json")
+    assert named.code == 0, named.output
+    doc = json.loads(named.stdout)
+    assert {"kind": "product", "key": "byhand"} in doc["unmanaged"] and "product" not in doc["uncounted"]
+    assert "/products" in named.stderr

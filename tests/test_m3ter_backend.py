@@ -561,6 +561,8 @@ def test_an_empty_codes_filter_sends_nothing() -> None:
     server = FakeM3ter()
     backend = make(server)
     assert backend.list(ACCOUNT, []) == []
+    assert backend.list(kinds.get("product"), []) == []  # a kind the API cannot filter by code
+    assert backend.fetch_live({"product": set(), "pricing": set()}) == {"product": [], "pricing": []}
     assert server.requests == []
 
 

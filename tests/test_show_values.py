@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reconciler.render.document import REDACTED
 from reconciler.render.text import render_text
-from reconciler.render.values import _CUT_ESCAPE, MAX_VALUE_CHARS, show
+from reconciler.render.values import _CUT_ESCAPE, MAX_VALUE_CHARS, show, summary_line
 from reconciler.safetext import visible
 
 _SCALARS = (
@@ -76,3 +76,16 @@ def test_text_plan_lines_are_whole_and_in_order() -> None:
         "Plan: 1 to create, 1 to update, 0 to archive, 0 to delete; 0 unchanged, 0 unmanaged.\n"
         "Plan digest: sha256:ab\n"
     )
+
+
+def test_the_summary_names_kinds_read_by_code_and_counts_kinds_not_read() -> None:
+    summary = {"create": 1, "update": 0, "archive": 0, "delete": 0, "unchanged": 2, "unmanaged": 0}
+    base = "Plan: 1 to create, 0 to update, 0 to archive, 0 to delete; 2 unchanged, 0 unmanaged"
+    assert summary_line(summary) == base + "."
+    assert summary_line(summary, uncounted=["account", "product", "meter"],
+                        read_by_code={"account": ["a"], "product": [], "meter": []}) == (
+        base + " (not counted for account; 2 kinds the manifests do not name were not read).")
+    assert summary_line(summary, uncounted=["product"], read_by_code={"product": []}) == (
+        base + " (1 kind the manifests do not name was not read).")
+    # a document without readByCode (older saved plans): every uncounted kind is named
+    assert summary_line(summary, uncounted=["account"]) == base + " (not counted for account)."

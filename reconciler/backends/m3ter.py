@@ -325,6 +325,8 @@ class M3terBackend(Backend):
         Picklists are listed twice, without a filter and with ``archived=true``, because the
         API documents the flag two ways and never states its default (API-NOTES).
         """
+        if codes is not None and not codes:
+            return []  # nothing wanted: nothing to read (a kind the manifests do not name)
         base: Params = list(kind.list_params)
         variants: list[Params] = [base]
         if kind.archivable:

@@ -91,7 +91,7 @@ def render_plan_annotations(doc: dict[str, Any], *, located: Collection[str] = (
         if warning in located:
             continue
         out.append(command("warning", warning, title="plan"))
-    summary = summary_line(doc["summary"], uncounted=doc.get("uncounted"))
+    summary = summary_line(doc["summary"], uncounted=doc.get("uncounted"), read_by_code=doc.get("readByCode"))
     if doc.get("digest"):
         summary += f" Plan digest: {doc['digest']}"
     out.append(command("notice", summary, title=f"reconciler plan of {doc['organization']}"))

@@ -146,7 +146,8 @@ def _render(doc: dict[str, Any], title: str, *, collapse: bool, budget: int | No
     if doc.get("only"):
         out.put(f"> :warning: **{markdown_inert(partial_notice(doc['only']))}**")
         out.put("")
-    out.put(f"**{escape(summary_line(doc['summary'], uncounted=doc.get('uncounted')))}**")
+    totals = summary_line(doc['summary'], uncounted=doc.get('uncounted'), read_by_code=doc.get('readByCode'))
+    out.put(f"**{escape(totals)}**")
     out.put("")
     if doc.get("digest"):
         out.put(f"Plan digest: `{escape(str(doc['digest']))}`")

@@ -68,6 +68,6 @@ def iter_text(doc: Mapping[str, Any], *, colour: bool = False) -> Iterator[str]:
     for blocker in doc.get("blockers", []):
         yield paint("-", f"cannot succeed: {safe(blocker)}") + "\n"
     yield "\n"
-    yield summary_line(doc["summary"], uncounted=doc.get("uncounted")) + "\n"
+    yield summary_line(doc["summary"], uncounted=doc.get("uncounted"), read_by_code=doc.get("readByCode")) + "\n"
     if doc.get("digest"):
         yield f"Plan digest: {doc['digest']}\n"

@@ -43,15 +43,26 @@ def show(value: Any) -> str:
     return text
 
 
-def summary_line(summary: dict[str, int], *, uncounted: list[str] | None = None) -> str:
-    """``Plan: 2 to create, 1 to update, 0 to archive, 1 to delete; 40 unchanged, 3 unmanaged.``"""
+def summary_line(summary: dict[str, int], *, uncounted: list[str] | None = None,
+                 read_by_code: dict[str, list[str]] | None = None) -> str:
+    """``Plan: 2 to create, 1 to update, 0 to archive, 1 to delete; 40 unchanged, 3 unmanaged.``
+    Kinds whose unmanaged objects were not counted are named when they were read by code;
+    those not read at all (none of them in the manifests) are only counted, so the line stays
+    short however many kinds the registry knows (``--format json`` lists them)."""
     parts = [f"{summary['create']} to create", f"{summary['update']} to update", f"{summary['archive']} to archive"]
     if summary.get("unarchive"):
         parts.append(f"{summary['unarchive']} to unarchive")
     parts.append(f"{summary['delete']} to delete")
     unmanaged = f"{summary['unmanaged']} unmanaged"
     if uncounted:
-        unmanaged += f" (not counted for {', '.join(uncounted)})"
+        read = read_by_code or {}
+        by_code = [kind for kind in uncounted if read.get(kind) or kind not in read]
+        unread = len(uncounted) - len(by_code)
+        notes = [f"not counted for {', '.join(by_code)}"] if by_code else []
+        if unread:
+            notes.append(f"{unread} kind{'s' if unread != 1 else ''} the manifests do not name "
+                         f"{'were' if unread != 1 else 'was'} not read")
+        unmanaged += f" ({'; '.join(notes)})"
     return f"Plan: {', '.join(parts)}; {summary['unchanged']} unchanged, {unmanaged}."
 
 
