@@ -30,7 +30,8 @@ from tests.strategies import ManifestSet, live_orgs, manifest_sets
 ROOT = Path(__file__).resolve().parent.parent
 
 # Loads each directory it is given twice, with the worker reading the files from ``first`` on
-# (all of them by default) and in this process only; answers the diagnostics and objects of
+# (all of them by default) and validating the first ``handed`` files this process reads, and
+# in this process only; answers the diagnostics and objects of
 # both, how many forks ran and how many objects the main process validated. ``die_after``
 # makes the worker exit without a word once it has read that many files.
 _WORKER = r"""
@@ -59,7 +60,8 @@ def dying_fast_data(file, limit):  # runs in the worker only
 
 os.fork = counting_fork
 load._fast_data = dying_fast_data
-validation.split = lambda sizes: min(settings.get("first", 0), len(sizes))
+validation.split = lambda sizes: validation.Split(min(settings.get("first", 0), len(sizes)),
+                                                  min(settings.get("handed", 0), len(sizes)))
 local = 0
 _validate_here = validation._validate_ranges
 
@@ -72,7 +74,8 @@ validation._validate_ranges = counting_validate_here
 for line in sys.stdin:
     request = json.loads(line)
     settings.clear()
-    settings.update(first=request.get("first", 0), die_after=request.get("die_after"))
+    settings.update(first=request.get("first", 0), handed=request.get("handed", 0),
+                    die_after=request.get("die_after"))
     answer = {}
     for processes in ("1", "0"):
         before, local_before = forks, local
@@ -95,9 +98,11 @@ class Worker:
         self.process = subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
-    def load(self, paths: list[str], *, first: int = 0, die_after: int | None = None) -> dict[str, Any]:
+    def load(self, paths: list[str], *, first: int = 0, handed: int = 0,
+             die_after: int | None = None) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"paths": paths, "first": first, "die_after": die_after}) + "\n")
+        request = {"paths": paths, "first": first, "handed": handed, "die_after": die_after}
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         assert line, "the validation worker died"
@@ -154,17 +159,17 @@ def broken_sets(draw: st.DrawFn) -> ManifestSet:
     return ManifestSet(files)
 
 
-@given(manifests=broken_sets(), first=st.integers(0, 12))
+@given(manifests=broken_sets(), first=st.integers(0, 12), handed=st.integers(0, 12))
 def test_forked_loading_reports_exactly_what_one_process_reports(
-    worker: Worker, manifests: ManifestSet, first: int
+    worker: Worker, manifests: ManifestSet, first: int, handed: int
 ) -> None:
     note(repr(manifests))
     with tempfile.TemporaryDirectory() as tmp:
         directory = manifests.write(Path(tmp) / "m")
-        answer = worker.load([str(directory)], first=first)
+        answer = worker.load([str(directory)], first=first, handed=handed)
     forked, alone = answer["1"], answer["0"]
     assert alone["forks"] == 0
-    assert forked["forks"] == (1 if first < forked["files"] else 0)
+    assert forked["forks"] == (1 if first < forked["files"] or min(handed, forked["files"]) else 0)
     assert forked["diagnostics"] == alone["diagnostics"]
     assert forked["objects"] == alone["objects"]
     assert forked["fields"] == alone["fields"]
@@ -197,6 +202,17 @@ def test_the_worker_reads_and_validates_its_files_and_errors_keep_their_places(
     ]
 
 
+def test_the_worker_validates_files_read_here_that_it_is_handed(worker: Worker, tmp_path: Path) -> None:
+    """With the worker handed the first two files (this process reads them) and reading the
+    third itself, nothing is validated here, and every message is where one process puts it."""
+    _three_account_files(tmp_path)
+    answer = worker.load([str(tmp_path)], first=2, handed=2)
+    assert answer["1"]["forks"] == 1
+    assert answer["1"]["local"] == 0 and answer["0"]["local"] == 9
+    assert answer["1"]["diagnostics"] == answer["0"]["diagnostics"]
+    assert answer["1"]["objects"] == answer["0"]["objects"]
+
+
 def test_files_the_worker_cannot_read_fast_are_read_here(worker: Worker, tmp_path: Path) -> None:
     """A file off the fast path (a YAML 1.1 boolean), one that is not UTF-8 and one whose shape
     is wrong: the worker hands each back and the main process reads it, with every message and
@@ -219,6 +235,11 @@ def test_a_worker_that_dies_half_way_costs_time_not_messages(worker: Worker, tmp
     itself and validates everything, and says exactly what one process says."""
     _three_account_files(tmp_path)
     answer = worker.load([str(tmp_path)], die_after=1)
+    assert answer["1"]["forks"] == 1
+    assert answer["1"]["local"] == 9
+    assert answer["1"]["diagnostics"] == answer["0"]["diagnostics"]
+    # handed files too: the worker dies before validating what it was handed
+    answer = worker.load([str(tmp_path)], first=2, handed=2, die_after=0)
     assert answer["1"]["forks"] == 1
     assert answer["1"]["local"] == 9
     assert answer["1"]["diagnostics"] == answer["0"]["diagnostics"]
@@ -250,13 +271,14 @@ def test_the_switch_turns_forking_off() -> None:
     assert not validation.can_fork({validation.PROCESSES_ENV: "0"})
 
 
-def test_the_split_gives_the_worker_a_tail_only_when_it_pays() -> None:
-    """The worker reads the last files, about half of four equal large files; a single file,
-    or little text, stays in the main process."""
+def test_the_split_gives_the_worker_a_share_only_when_it_pays() -> None:
+    """The worker reads the last files, about half of four equal large files, and is handed
+    the first to validate; a 3.4 MB file alone, or little text, stays in the main process."""
     four = [8_500_000] * 4 + [540, 3_300]
-    assert validation.split(four) == 2
-    assert validation.split([3_400_000, 540, 3_300]) == 3
-    assert validation.split([]) == 0
-    many = [300_000] * 100
-    assert 30 <= validation.split(many) <= 60
-    assert validation.split([1_000_000] * 1_000) < 1_000  # weighed at a few dozen places only
+    assert validation.split(four) == validation.Split(2, 1)
+    assert validation.split([3_400_000, 540, 3_300]) == validation.Split(3, 0)
+    assert validation.split([]) == validation.Split(0, 0)
+    many = validation.split([300_000] * 100)
+    assert 30 <= many.first <= 60 and many.handed <= many.first
+    assert validation.split([1_000_000] * 1_000).first < 1_000  # weighed in a few dozen runs
+    assert validation.split([10_000] * 5_000).handed <= validation.MAX_HANDED

@@ -471,6 +471,7 @@ def _load(paths: Sequence[str], environ: Mapping[str, str] | None) -> LoadResult
             data = fast_load(text)
             if data is not NOT_FAST and _fast_shape_ok(data):
                 del text
+                validator.hand(index, data)  # the worker may validate it meanwhile
                 _read_fast(file, data, state)
             else:
                 _read_slow(file, text, state)

@@ -10,11 +10,15 @@ the messages by index. Meanwhile the main process reads and parses the first fil
 worker's values for the others, collects their objects in order, checks the rules that need
 every object and validates its own files' objects.
 
-Which files the worker reads (:func:`split`) comes from the files' sizes and what each step
-costs per megabyte, so that both processes end about together: with four files of 25k
-accounts the worker reads the last two, and a 100k-account load takes ~1.35 s instead of
-~1.7 s with the worker validating every file it had read again. A single large file stays in
-the main process unless the worker's reading it first still pays.
+Whole files leave the two shares uneven, so the main process can also hand the worker the
+values of some of the first files, as it parses them (through a second shared region), for
+the worker to validate once its own files are done.
+
+Which files the worker reads and which it is handed (:func:`split`) comes from the files'
+sizes and what each step costs per megabyte, so that both processes end about together: with
+four files of 25k accounts the worker reads the last two and is handed the first, and a
+100k-account load takes ~1.35 s instead of ~1.7 s with the worker validating every file it had
+read again. A single large file of 10k accounts stays in the main process.
 
 What the result depends on is fixed, not the timing: the objects are collected in file order
 by the same code in both processes, so the worker's messages name the main process's objects
@@ -115,49 +119,87 @@ def can_fork(environ: Mapping[str, str]) -> bool:
 
 
 # What each step costs per megabyte of manifest, in seconds on the machine the split was tuned
-# on (2 cores; 100k accounts in four files): only their ratios matter.
+# on (2 cores; 10k and 100k accounts): only their ratios matter.
 _OWN_READ = 0.041  # main process: gate, parse, collect the objects of a file it reads itself
 _OWN_VALIDATE = 0.018  # main process: validate them
 _TAKEN = 0.0075  # main process: load the worker's values of a file (marshal) and collect its objects
+_HANDED = 0.002  # main process: write out the values of a file it read, for the worker to validate
 _WORKER_READ = 0.033  # worker: read, gate, parse and write out a file's values
 _WORKER_VALIDATE = 0.027  # worker: collect that file's objects and validate them
+_WORKER_HANDED = 0.036  # worker: load the values the main process wrote out, collect, validate
 _RULES = 0.0066  # main process, after the last file: rules and advice over every object
-_START = 0.02  # seconds: forking, the pipe, the first validator the worker builds
-_SPLITS = 64  # at most this many splits are weighed (one per file for fewer files)
+_START = 0.01  # seconds: forking and the pipes
+_BUILD = 0.03  # seconds: building the validators, in each process that validates
+_GROUPS = 24  # the files are weighed in at most this many runs of neighbouring files
+#: At most this many files are handed to the worker to validate: their few bytes of request
+#: each then always fit in the pipe, so the main process never waits to write one.
+MAX_HANDED = 1024
 
 
-def split(sizes: Sequence[int]) -> int:
-    """The first of the files (by their sizes in bytes, in load order) that the worker reads;
-    ``len(sizes)`` when none is worth it. The worker reads a tail of the files: the main
-    process starts on the first ones while the worker parses ahead, so its values are ready
-    when the main process comes to them. The tail is chosen so that the later of the two
-    processes ends soonest, by the costs above; the worker runs only when that beats one
-    process by a twentieth."""
+@dataclass(frozen=True, slots=True)
+class Split:
+    """How the files are shared: the worker reads the files from ``first`` on itself, and
+    validates the first ``handed`` files from the values the main process read (without
+    parsing them again). ``first == len(files)`` and ``handed == 0``: no worker."""
+
+    first: int
+    handed: int = 0
+
+
+def split(sizes: Sequence[int]) -> Split:
+    """How to share the files (by their sizes in bytes, in load order) between the main
+    process and a worker, by the costs above, so that the later of the two ends soonest:
+
+    * the worker reads a tail of the files itself: the main process starts on the first ones
+      while the worker parses ahead, so its values are ready when the main process comes to
+      them;
+    * and, once that is done, it validates a head of the files the main process reads, from
+      the values the main process hands over as it reads them (which evens out what whole
+      files leave uneven, and lets one large file use the second core too).
+
+    The worker runs only when that beats one process by a twentieth."""
     count = len(sizes)
-    mb = [size / 1e6 for size in sizes]
+    if not count:
+        return Split(0)
+    per = max(1, -(-count // _GROUPS))
+    starts = list(range(0, count, per))  # each run's first file
+    mb = [sum(sizes[at : at + per]) / 1e6 for at in starts]
     total = sum(mb)
+    runs = len(mb)
+    alone = (_OWN_READ + _OWN_VALIDATE + _RULES) * total + _BUILD
 
-    def finish(first: int) -> float:
-        if first >= count:
-            return (_OWN_READ + _OWN_VALIDATE + _RULES) * total
+    def finish(first: int, handed: int) -> float:
+        worker = _START
         ready: list[float] = []
-        clock = 0.0
         for size in mb[first:]:
-            clock += _WORKER_READ * size
-            ready.append(clock)
-        worker = _START + clock + _WORKER_VALIDATE * sum(mb[first:])
+            worker += _WORKER_READ * size
+            ready.append(worker)
+        if first < runs or handed:
+            worker += _WORKER_VALIDATE * sum(mb[first:]) + _BUILD
         main = _START
         for index, size in enumerate(mb):
-            main = main + _OWN_READ * size if index < first else max(main, ready[index - first]) + _TAKEN * size
-        main += _OWN_VALIDATE * sum(mb[:first]) + _RULES * total
+            if index >= first:
+                main = max(main, ready[index - first]) + _TAKEN * size
+            elif index < handed:  # handed over once parsed, before its objects are collected
+                worker = max(worker, main + (_OWN_READ - _TAKEN + _HANDED) * size) + _WORKER_HANDED * size
+                main += (_OWN_READ + _HANDED) * size
+            else:
+                main += _OWN_READ * size
+        own = sum(mb[handed:first])
+        main += _OWN_VALIDATE * own + (_BUILD if own else 0.0) + _RULES * total
         return max(main, worker)
 
-    if not count:
-        return 0
-    step = max(1, count // _SPLITS)
-    candidates = {*range(0, count, step), count}
-    best = min(candidates, key=lambda first: (finish(first), -first))
-    return best if finish(best) < finish(count) * 0.95 else count
+    bounds = [*starts, count]  # run index -> first file
+    best, first, handed = alone * 0.95, runs, 0  # a worker must win by a twentieth
+    for tail in range(runs, -1, -1):  # the shortest tail first, among equals
+        for head in range(tail + 1):
+            if bounds[head] > MAX_HANDED:
+                break
+            if head or tail < runs:
+                took = finish(tail, head)
+                if took < best:
+                    best, first, handed = took, tail, head
+    return Split(bounds[first], bounds[handed])
 
 
 # The fast path's reading of a file, as the main process would read it: ``(value,)``, or None
@@ -178,8 +220,9 @@ class _Taken:
 
 @dataclass(slots=True)
 class Validator:
-    """Validation of everything loaded, and the worker's reading of some files. :meth:`start`
-    with every file; per file :meth:`take` (the worker's values, if it read it), then
+    """Validation of everything loaded, and the worker's share of it. :meth:`start` with
+    every file; per file :meth:`take` (the worker's values, if it read it) or, for a file this
+    process reads on the fast path, :meth:`hand` (the worker may validate it), then
     :meth:`done` once its objects are collected; then :meth:`finish` for every message in
     sequential order (and :meth:`abandon` in any case)."""
 
@@ -188,60 +231,70 @@ class Validator:
     fork: bool = True
     limit: int = 0  # the manifest size limit files are read with
     local: list[list[Range]] = field(default_factory=list)  # validated here, at finish
-    taken: list[_Taken] = field(default_factory=list)  # files whose values the worker read
+    taken: list[_Taken] = field(default_factory=list)  # files the worker read or validates
     counts: dict[str, int] = field(default_factory=dict)  # kind name -> items already assigned
     first: int = 0  # the first file the worker reads
+    handed: int = 0  # the files before this one, read here, the worker validates
     pid: int = 0
     shared: mmap.mmap | None = None  # where the worker writes the values it read
+    outgoing: mmap.mmap | None = None  # where this process writes the values it hands over
+    out_offset: int = 0
     from_worker: Any = None  # a binary file: pickled (index, notice) messages
+    to_worker: Any = None  # a binary file: pickled (index, offset, length) of handed values
     notices: dict[int, tuple[int, int] | None] = field(default_factory=dict)
     answers: dict[int, FileReports] | None = None
     _pending: _Taken | None = None
 
     def start(self, files: Sequence[str]) -> None:
-        """Weigh the files and, when it pays, fork the worker that reads the last of them."""
+        """Weigh the files and, when it pays, fork the worker that takes its share of them."""
         sizes = [_size(file) for file in files]
         self.first = len(files)
         if not self.fork or sum(sizes) < MIN_BYTES:
             return
-        first = split(sizes)
-        if first >= len(files):
+        share = split(sizes)
+        if share.first >= len(files) and not share.handed:
             return
         # marshal's form of parsed YAML is about as long as the text; twice it, and a file
-        # that does not fit is simply read by the main process.
-        room = 2 * sum(sizes[first:]) + (1 << 20)
+        # that does not fit is simply read (or validated) by the main process.
+        fds: list[int] = []
         try:
-            shared = mmap.mmap(-1, room)
+            shared = mmap.mmap(-1, 2 * sum(sizes[share.first :]) + (1 << 20))
+            outgoing = mmap.mmap(-1, 2 * sum(sizes[: share.handed]) + (1 << 20))
             answers_r, answers_w = os.pipe()
-        except (OSError, ValueError):
-            return
-        try:
+            fds += (answers_r, answers_w)
+            requests_r, requests_w = os.pipe()
+            fds += (requests_r, requests_w)
             pid = os.fork()
-        except OSError:
-            for fd in (answers_r, answers_w):
+        except (OSError, ValueError):
+            for fd in fds:
                 os.close(fd)
-            shared.close()
             return
         if pid == 0:  # the worker: never returns, never runs the parent's clean-up
             status = 1
             try:
                 os.close(answers_r)
-                self._serve(files, first, shared, answers_w)
+                os.close(requests_w)
+                self._serve(files, share, shared, outgoing, answers_w, requests_r)
                 status = 0
             finally:
                 os._exit(status)
         os.close(answers_w)
-        self.pid, self.first, self.shared = pid, first, shared
+        os.close(requests_r)
+        self.pid, self.first, self.handed = pid, share.first, share.handed
+        self.shared, self.outgoing = shared, outgoing
         self.from_worker = os.fdopen(answers_r, "rb")
+        self.to_worker = os.fdopen(requests_w, "wb")
 
-    def _serve(self, files: Sequence[str], first: int, shared: mmap.mmap, answers: int) -> None:
-        """The worker: every file from ``first`` on read and its values written out, each
-        announced as soon as it is (the main process is waiting for them); then their objects
-        validated, and the messages sent in one last message."""
+    def _serve(self, files: Sequence[str], share: Split, shared: mmap.mmap, outgoing: mmap.mmap,
+               answers: int, requests: int) -> None:
+        """The worker: every file from ``share.first`` on read and its values written out,
+        each announced as soon as it is (the main process is waiting for them); then their
+        objects validated; then those of the files the main process hands over, until it
+        closes the requests; and the messages sent in one last message."""
         kept: list[tuple[int, str, Any]] = []
         offset = 0
-        with os.fdopen(answers, "wb") as sink:
-            for index in range(first, len(files)):
+        with os.fdopen(answers, "wb") as sink, os.fdopen(requests, "rb") as source:
+            for index in range(share.first, len(files)):
                 notice: tuple[int, int] | None = None
                 read = self.read_data(files[index], self.limit)
                 if read is not None:
@@ -259,12 +312,46 @@ class Validator:
             reports: dict[int, FileReports] = {}
             for n, (index, file, value) in enumerate(kept):
                 kept[n] = (index, file, None)  # each file's values freed once validated
-                objects = self.read_objects(file, value)
+                reports[index] = self._validate(file, value)
                 del value
-                reports[index] = {
-                    name: (len(objs), validate_objects(kinds.get(name), objs)) for name, objs in objects.items() if objs
-                }
+            while True:
+                try:
+                    index, at, length = pickle.load(source)
+                except EOFError:
+                    break
+                with memoryview(outgoing) as view:
+                    value = marshal.loads(view[at : at + length])
+                reports[index] = self._validate(files[index], value)
+                del value
             pickle.dump((_ANSWERS, reports), sink, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _validate(self, file: str, value: Any) -> FileReports:
+        objects = self.read_objects(file, value)
+        return {name: (len(objs), validate_objects(kinds.get(name), objs)) for name, objs in objects.items() if objs}
+
+    def hand(self, index: int, value: Any) -> None:
+        """File ``index``, read here on the fast path, parsed to ``value``: when the split
+        gives it to the worker, write the value out for it to validate (its objects are then
+        validated there, not at :meth:`finish`)."""
+        if not self.pid or index >= self.handed or self.to_worker is None or self.outgoing is None:
+            return
+        try:
+            payload = marshal.dumps(value)
+        except ValueError:
+            return
+        at = self.out_offset
+        if at + len(payload) > len(self.outgoing):
+            return
+        self.outgoing[at : at + len(payload)] = payload
+        try:
+            pickle.dump((index, at, len(payload)), self.to_worker, protocol=pickle.HIGHEST_PROTOCOL)
+            self.to_worker.flush()
+        except OSError:  # the worker is gone: validated here, like everything else
+            self._close_requests()
+            return
+        self.out_offset = at + len(payload)
+        self._pending = _Taken(index)
+        self.taken.append(self._pending)
 
     def take(self, index: int) -> tuple[Any] | None:
         """The worker's values of file ``index`` (waiting for them), or None when the main
@@ -319,6 +406,7 @@ class Validator:
         """Every message (object, message, field path, prefer), in the order of validating
         kind after kind and object after object. The main process validates its own files
         first, while the worker may still be validating the others."""
+        self._close_requests()  # the worker finishes what it was handed, then answers
         local = [r for ranges in self.local for r in ranges]
         found: list[tuple[str, int, list[Report]]] = [
             (name, start, reports)
@@ -356,8 +444,19 @@ class Validator:
             return {}
         return answers
 
+    def _close_requests(self) -> None:
+        if self.to_worker is not None:
+            with contextlib.suppress(OSError):
+                self.to_worker.close()
+            self.to_worker = None
+
     def _stop(self) -> int:
-        """Close the pipe and the shared memory and reap the worker; its exit status."""
+        """Close the pipes and the shared memory and reap the worker; its exit status."""
+        self._close_requests()
+        if self.outgoing is not None:
+            with contextlib.suppress(BufferError):
+                self.outgoing.close()
+            self.outgoing = None
         if self.from_worker is not None:
             with contextlib.suppress(OSError):
                 self.from_worker.close()
