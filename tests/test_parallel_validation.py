@@ -282,3 +282,6 @@ def test_the_split_gives_the_worker_a_share_only_when_it_pays() -> None:
     assert 30 <= many.first <= 60 and many.handed <= many.first
     assert validation.split([1_000_000] * 1_000).first < 1_000  # weighed in a few dozen runs
     assert validation.split([10_000] * 5_000).handed <= validation.MAX_HANDED
+    # a file costs the worker more than it saves the main process, whatever its size: of many
+    # tiny files the worker takes fewer than half
+    assert validation.split([550] * 3_000).first > 1_500
