@@ -106,9 +106,30 @@ def validate_objects(kind: kinds.Kind, objs: Sequence[DesiredObject]) -> list[Re
     return reports
 
 
+def _validate_ranges(state: LoadState, ranges: Sequence[Range]) -> list[tuple[str, int, list[Report]]]:
+    """(kind name, start, messages) for each range, validated in this process."""
+    return [(name, start, validate_objects(kinds.get(name), state.items[name][start:end]))
+            for name, start, end in ranges]
 
-def _validate_ranges(state: LoadState, ranges: Sequence[Range]) -> list[list[Report]]:
-    return [validate_objects(kinds.get(name), state.items[name][start:end]) for name, start, end in ranges]
+
+def _write_value(region: mmap.mmap, at: int, value: Any) -> int:
+    """``value``'s marshal form written into shared ``region`` at ``at``: its length, or 0 when
+    it cannot be (a value marshal cannot write, or no room left: the file is then read or
+    validated by the main process instead)."""
+    try:
+        payload = marshal.dumps(value)
+    except ValueError:
+        return 0
+    if at + len(payload) > len(region):
+        return 0
+    region[at : at + len(payload)] = payload
+    return len(payload)
+
+
+def _read_value(region: mmap.mmap, at: int, length: int) -> Any:
+    """The value :func:`_write_value` wrote there (marshal reads the shared pages in place)."""
+    with memoryview(region) as view:
+        return marshal.loads(view[at : at + length])
 
 
 def can_fork(environ: Mapping[str, str]) -> bool:
@@ -306,16 +327,10 @@ class Validator:
             for index in range(share.first, len(files)):
                 notice: tuple[int, int] | None = None
                 read = self.read_data(files[index], self.limit)
-                if read is not None:
-                    try:
-                        payload = marshal.dumps(read[0])
-                    except ValueError:  # a value marshal cannot write: read by the main process
-                        payload = b""
-                    if payload and offset + len(payload) <= len(shared):
-                        shared[offset : offset + len(payload)] = payload
-                        notice = (offset, len(payload))
-                        offset += len(payload)
-                        kept.append((index, files[index], read[0]))
+                if read is not None and (length := _write_value(shared, offset, read[0])):
+                    notice = (offset, length)
+                    offset += length
+                    kept.append((index, files[index], read[0]))
                 pickle.dump((index, notice), sink, protocol=pickle.HIGHEST_PROTOCOL)
                 sink.flush()
             reports: dict[int, FileReports] = {}
@@ -328,8 +343,7 @@ class Validator:
                     index, at, length = pickle.load(source)
                 except EOFError:
                     break
-                with memoryview(outgoing) as view:
-                    value = marshal.loads(view[at : at + length])
+                value = _read_value(outgoing, at, length)
                 reports[index] = self._validate(files[index], value)
                 del value
             pickle.dump((_ANSWERS, reports), sink, protocol=pickle.HIGHEST_PROTOCOL)
@@ -344,21 +358,17 @@ class Validator:
         validated there, not at :meth:`finish`)."""
         if not self.pid or index >= self.handed or self.to_worker is None or self.outgoing is None:
             return
-        try:
-            payload = marshal.dumps(value)
-        except ValueError:
-            return
         at = self.out_offset
-        if at + len(payload) > len(self.outgoing):
+        length = _write_value(self.outgoing, at, value)
+        if not length:
             return
-        self.outgoing[at : at + len(payload)] = payload
         try:
-            pickle.dump((index, at, len(payload)), self.to_worker, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((index, at, length), self.to_worker, protocol=pickle.HIGHEST_PROTOCOL)
             self.to_worker.flush()
         except OSError:  # the worker is gone: validated here, like everything else
             self._close_requests()
             return
-        self.out_offset = at + len(payload)
+        self.out_offset = at + length
         self._pending = _Taken(index)
         self.taken.append(self._pending)
 
@@ -376,8 +386,7 @@ class Validator:
             return None
         offset, length = notice
         try:
-            with memoryview(self.shared) as view:
-                value = marshal.loads(view[offset : offset + length])
+            value = _read_value(self.shared, offset, length)
         except (EOFError, ValueError, TypeError):
             return None
         self._pending = _Taken(index)
@@ -417,10 +426,7 @@ class Validator:
         first, while the worker may still be validating the others."""
         self._close_requests()  # the worker finishes what it was handed, then answers
         local = [r for ranges in self.local for r in ranges]
-        found: list[tuple[str, int, list[Report]]] = [
-            (name, start, reports)
-            for (name, start, _), reports in zip(local, _validate_ranges(state, local), strict=True)
-        ]
+        found = _validate_ranges(state, local)
         answers = self._answers()
         missing: list[Range] = []
         for taken in self.taken:
@@ -431,8 +437,7 @@ class Validator:
                 missing.extend(taken.ranges)  # the worker did not validate it: done here
                 continue
             found.extend((name, start, answer[name][1]) for name, start, _ in taken.ranges)
-        found.extend((name, start, reports) for (name, start, _), reports in
-                     zip(missing, _validate_ranges(state, missing), strict=True))
+        found.extend(_validate_ranges(state, missing))
         by_kind: dict[str, list[tuple[int, list[Report]]]] = {}
         for name, start, reports in found:
             if reports:
