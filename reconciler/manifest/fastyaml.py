@@ -163,17 +163,13 @@ def fast_load(text: str) -> Any:
     """The one document's value, or ``NOT_FAST`` when the event builder must read ``text``
     (the gate refused it, yaml-rs is missing, or yaml-rs refused the text: the builder then
     reports the problem with its position). ``None`` for a file without a document value."""
-    if not gate(text):
+    loads = _parser()
+    if not loads or not fast_eligible(text):
         return NOT_FAST
     try:
-        return _parser()(text, parse_datetime=False)
+        return loads(text, parse_datetime=False)
     except Exception:  # syntax error, duplicate key, anything: the builder explains it
         return NOT_FAST
-
-
-def gate(text: str) -> bool:
-    """Whether yaml-rs may read ``text`` (it is installed and :func:`fast_eligible` says so)."""
-    return bool(_parser()) and fast_eligible(text)
 
 
 NOT_FAST: Any = _NOTHING
