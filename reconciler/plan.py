@@ -366,7 +366,7 @@ class _Planner:
         prune_mode = getattr(self.settings.prune, kind.manifest_key, False)
 
         # _plan_existing unrolled for the common case (at 100k accounts the calls showed):
-        # the quick check, and an unchanged object only counted
+        # the quick check, then only a change that may differ goes on to its body
         restores = kind.archivable and prune_mode == "archive"
         same_ = self._same
         for code, desired in desired_by_code.items():
@@ -380,9 +380,7 @@ class _Planner:
             if restores and "archived" not in fields and live.get("archived") is True:
                 fields = {**fields, "archived": False}
             if same_(kind, fields, live):
-                self.unchanged += 1
-                if self.track_unchanged:
-                    self.unchanged_keys.append((kind.name, code))
+                self._unchanged(kind, code)
             else:
                 self._plan_changed(kind, code, fields, live, forced_action=None)
 
