@@ -81,7 +81,6 @@ def test_a_failing_chunk_raises_and_leaves_no_transaction(store: Store, monkeypa
     outside any transaction, usable for the next read."""
     monkeypatch.setattr(store_module, "_READ_CHUNKS", 4)
 
-    real_execute_calls = 0
     original = store_module._list_whole
 
     def failing_list_whole(conn: Any, where: str, params: list[Any]) -> Any:
@@ -89,8 +88,6 @@ def test_a_failing_chunk_raises_and_leaves_no_transaction(store: Store, monkeypa
             in_transaction = conn.in_transaction
 
             def execute(self, sql: str, args: Any = ()) -> Any:
-                nonlocal real_execute_calls
-                real_execute_calls += 1
                 if "OFFSET" in sql and args[-1] > 0:
                     raise store_module.sqlite3.OperationalError("disk I/O error")
                 return conn.execute(sql, args)
