@@ -37,6 +37,7 @@ from reconciler.kinds.base import (
     Reference,
     api_fields,
     api_values,
+    holds_exactly_one,
     referenced_codes,
     referenced_fields,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "api_fields",
     "api_values",
     "get",
+    "holds_exactly_one",
     "referenced_codes",
     "referenced_fields",
 ]

@@ -226,7 +226,7 @@ class Kind:
         problems = [
             f"{', '.join(group)}: exactly one of the {len(group)} must be given"
             for group in self.exclusive_api_fields
-            if sum(1 for name in group if body.get(name) not in (None, "")) != 1
+            if not holds_exactly_one(body, group)
         ]
         for rule in self.body_rules:
             problem = rule(body)
@@ -282,6 +282,12 @@ class Kind:
 
 
 FieldPath = tuple[str | int, ...]
+
+
+def holds_exactly_one(fields: Mapping[str, Any], group: tuple[str, ...]) -> bool:
+    """Whether ``fields`` sets exactly one name of an exclusive group (``Kind.exclusive_fields``
+    in a manifest, ``exclusive_api_fields`` in a body); ``None`` and ``""`` are unset."""
+    return sum(1 for name in group if fields.get(name) not in (None, "")) == 1
 
 
 def referenced_codes(kind: Kind, fields: Mapping[str, Any]) -> Iterator[tuple[Reference, str]]:

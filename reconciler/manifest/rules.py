@@ -57,7 +57,7 @@ def _exactly_one(manifests: Manifests, state: LoadState) -> None:
     for kind in kinds.KINDS:
         for group in kind.exclusive_fields:
             for obj in state.items.get(kind.name, ()):
-                if sum(1 for name in group if obj.fields.get(name) not in (None, "")) != 1:
+                if not kinds.holds_exactly_one(obj.fields, group):
                     state.at_field("error", f"{describe(obj)}: give exactly one of {' or '.join(group)} (m3ter API)",
                                    obj, (group[0],))
 
