@@ -101,9 +101,7 @@ ORG_LEVEL_CUSTOM_FIELD_LIMIT = 10  # the Console's documented limit (seed); the 
 
 def _picklist_code(value: str) -> str:
     if not PICKLIST_CODE.match(value):
-        raise ValueError(
-            "must start with a letter, '_' or '$' and hold only letters, digits, '_' and '$'"
-        )
+        raise ValueError(PICKLIST_CODE_HINT)  # the store's words for the same pattern
     return value
 
 
